@@ -1,0 +1,319 @@
+-- cdnkit.client: builds the client of one vendor from its API data and its
+-- protocol adapter (lua/cdnkit/vendors/<vendor>.lua).  The C userdata holds
+-- the credentials and the libcurl handles; the methods below are generated,
+-- one per declared action, plus prepare/call/actions/help and the helpers.
+local core = require "cdnkit.core"
+local validate = require "cdnkit.validate"
+local errors = require "cdnkit.errors"
+local retry = require "cdnkit.retry"
+
+local M = {}
+local VERSION = core.VERSION
+
+local cache = {} -- vendor -> methods table (built once per lua_State)
+
+local function state_of(self) return self:_state() end
+
+-- run the transport once: the user's transport function or libcurl
+local function send(self, st, req)
+  if st.transport then
+    local ok, status, headers, body = pcall(st.transport, req)
+    if not ok then
+      return nil, { code = "http", message = "transport raised: " .. tostring(status), sent = true }
+    end
+    if status == nil then
+      local e = headers
+      if type(e) ~= "table" then e = { code = "http", message = tostring(e), sent = true } end
+      return nil, e
+    end
+    return status, headers or {}, body or ""
+  end
+  return self:_perform(req)
+end
+
+local function trace(st, event)
+  if st.trace then pcall(st.trace, event) end
+end
+
+-- mask what must not be shown in traces: the signature and auth headers
+local function redact_url(url)
+  return (url:gsub("([?&]Signature=)[^&]*", "%1***"))
+end
+local function redact_req(req)
+  local h = {}
+  for k, v in pairs(req.headers or {}) do
+    local lk = k:lower()
+    h[k] = (lk == "authorization" or lk == "x-auth-token") and "***" or v
+  end
+  local body = req.body
+  if body then body = body:gsub("(Signature=)[^&]*", "%1***") end
+  return { method = req.method, url = redact_url(req.url), headers = h, body = body }
+end
+
+-- turn a transport-level error into the structured error
+local function transport_error(vendor, action, e)
+  local err = errors.new(vendor, action, {
+    code = e.code or "http", message = e.message or "transport error",
+    sent = e.sent, curl_code = e.curl_code,
+  })
+  -- connect failures never reached the server; anything else may have
+  err.ambiguous = e.code ~= "connect" and e.sent ~= false
+  err.retryable = (e.code == "connect" or e.code == "timeout" or e.code == "http")
+  return err
+end
+
+-- one signed request -> result | nil, err
+local function attempt(self, st, action, flat, opts)
+  local A = st.adapter
+  local req = A.build(self, st, action, flat, opts or {})
+  trace(st, { event = "request", vendor = A.name, action = action, request = redact_req(req) })
+  local status, headers, body = send(self, st, req)
+  if not status then
+    local err = transport_error(A.name, action, headers)
+    trace(st, { event = "error", vendor = A.name, action = action, error = err })
+    return nil, err
+  end
+  trace(st, { event = "response", vendor = A.name, action = action, status = status,
+              headers = headers, body = body })
+  local data, err = A.parse(st, action, status, headers, body, req)
+  if err then
+    err = errors.new(A.name, action, err)
+    if err.ambiguous == nil then err.ambiguous = status >= 500 end
+  end
+  return data, err, headers
+end
+
+-- learn the clock offset from a server's Date header after a timestamp rejection
+local function learn_clock(st, headers)
+  local d = headers and headers["date"]
+  local server = d and core.parse_http_date(d)
+  if server then
+    st.clock_offset = server - core.now()
+    return true
+  end
+  return false
+end
+
+-- the whole call: attempts with retry policy
+local function invoke(self, action, flat, idempotent)
+  local st = state_of(self)
+  local policy = st.retry
+  local t0 = core.monotime()
+  local n = 0
+  local clock_fixed = false
+  while true do
+    n = n + 1
+    local data, err, headers = attempt(self, st, action, flat)
+    if data ~= nil then return data end
+    err.attempts = n
+    if err.clock and not clock_fixed and learn_clock(st, headers) then
+      -- the vendor rejected our timestamp: take its clock from the Date
+      -- header and resend at once (one extra attempt, no backoff)
+      clock_fixed = true
+    elseif not retry.should_retry(policy, err, n, idempotent, t0) then
+      return nil, err
+    else
+      local wait = retry.backoff(policy, n)
+      if policy.deadline then
+        local left = policy.deadline - (core.monotime() - t0)
+        if wait > left then wait = left end
+      end
+      if wait > 0 then st.sleep(wait) end
+    end
+  end
+end
+M.invoke = invoke
+
+local function list_form_of(A)
+  return A.list_form
+end
+
+local function find_action(st, name)
+  return st.api_index[name]
+end
+
+local function check_params(self, st, a, params)
+  return validate.check(st.api, a, params, list_form_of(st.adapter))
+end
+
+local function make_action_method(name)
+  return function(self, params)
+    local st = state_of(self)
+    local a = find_action(st, name)
+    local flat, msg = check_params(self, st, a, params)
+    if not flat then error(msg, 2) end
+    return invoke(self, name, flat, a.idempotent)
+  end
+end
+
+-- build the per-vendor methods table (once)
+local function build_methods(A)
+  local api = A.api
+  local methods = {}
+  for _, a in ipairs(api.actions) do
+    if methods[a.name] then error("duplicate action in API data: " .. a.name) end
+    methods[a.name] = make_action_method(a.name)
+  end
+
+  function methods.actions(self)
+    local st = state_of(self)
+    local t = {}
+    for _, a in ipairs(st.api.actions) do t[#t + 1] = a.name end
+    table.sort(t)
+    return t
+  end
+
+  function methods.help(self, action)
+    local st = state_of(self)
+    if action == nil then
+      local t = {}
+      for _, a in ipairs(st.api.actions) do t[#t + 1] = { action = a.name, doc = a.doc } end
+      table.sort(t, function(x, y) return x.action < y.action end)
+      return t
+    end
+    local a = find_action(st, action)
+    if not a then error("cdnkit." .. A.name .. ": unknown action '" .. tostring(action) .. "'", 2) end
+    local params = {}
+    for i, p in ipairs(a.params or {}) do
+      local d = { name = p[1], type = p[2], required = p.required and true or false, doc = p.doc }
+      for _, k in ipairs { "enum", "min", "max", "max_items", "format", "sep", "item", "max_len" } do
+        d[k] = p[k]
+      end
+      params[i] = d
+    end
+    return {
+      action = a.name, doc = a.doc, ref = a.ref,
+      method = a.http or st.method, path = A.path,
+      idempotent = a.idempotent and true or false,
+      params = params, limits = a.limits or {}, one_of = a.one_of,
+      paginate = a.paginate, batch = a.batch,
+    }
+  end
+
+  function methods.prepare(self, action, params, fixed)
+    local st = state_of(self)
+    fixed = fixed or {}
+    if type(fixed) ~= "table" then error("cdnkit: prepare: third argument must be a table", 2) end
+    local a = find_action(st, action)
+    local flat, msg
+    if a then
+      flat, msg = check_params(self, st, a, params)
+      if not flat then error(msg, 2) end
+    elseif fixed.call then
+      flat = validate.loose(params, list_form_of(A))
+    else
+      error("cdnkit." .. A.name .. ": unknown action '" .. tostring(action) .. "'", 2)
+    end
+    if fixed.method and not A.methods[fixed.method] then
+      error("cdnkit." .. A.name .. ": method must be one of the vendor's (" .. A.method_list .. ")", 2)
+    end
+    local req = A.build(self, st, action, flat, fixed)
+    if not fixed.explain then req.explain = nil end
+    return req
+  end
+
+  function methods.call(self, action, params, opts)
+    if type(action) ~= "string" or action == "" then
+      error("cdnkit." .. A.name .. ": call: action name (string) expected", 2)
+    end
+    if params ~= nil and type(params) ~= "table" then
+      error("cdnkit." .. A.name .. ": call: parameters must be a table", 2)
+    end
+    local st = state_of(self)
+    local flat = validate.loose(params, list_form_of(A))
+    if opts and opts.version then flat.Version = opts.version end
+    local a = find_action(st, action)
+    local idem = opts and opts.idempotent
+    if idem == nil then idem = a and a.idempotent or false end
+    return invoke(self, action, flat, idem)
+  end
+
+  function methods.vendor(self) return A.name end
+
+  -- Lua helpers (pagination, batching) are attached by their modules
+  require("cdnkit.paginate").install(methods, A)
+  require("cdnkit.batch").install(methods, A)
+  -- unknown names raise at once (a typo in an action name is a usage mistake)
+  return setmetatable(methods, {
+    __index = function(_, k)
+      error(("cdnkit.%s: unknown action or method '%s' (client:actions() lists them)")
+        :format(A.name, tostring(k)), 3)
+    end,
+  })
+end
+
+local function sleeper()
+  local ngx = rawget(_G, "ngx")
+  if ngx and type(ngx.sleep) == "function" and ngx.get_phase and ngx.get_phase() ~= "init" then
+    return ngx.sleep
+  end
+  return core.sleep
+end
+
+local COMMON = {
+  endpoint = true, method = true, timeout = true, connect_timeout = true, proxy = true,
+  ca_file = true, verify_tls = true, user_agent = true, retry = true, transport = true,
+  trace = true, max_body = true,
+}
+
+--- Create a client of adapter A from the user's options.
+function M.new(A, opts, level)
+  level = (level or 1) + 1
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then error("cdnkit." .. A.name .. ": options table expected", level) end
+  for k in pairs(opts) do
+    if type(k) ~= "string" or not (COMMON[k] or A.options[k]) then
+      error("cdnkit." .. A.name .. ": unknown option '" .. tostring(k) .. "'", level)
+    end
+  end
+  local key_id, secret = A.credentials(opts, level + 1)
+  local method = opts.method or A.default_method
+  if not A.methods[method] then
+    error("cdnkit." .. A.name .. ": option 'method' must be one of " .. A.method_list, level)
+  end
+  local endpoint = opts.endpoint or A.default_endpoint
+  if type(endpoint) ~= "string" or not endpoint:match("^https?://[^/]+$") then
+    error("cdnkit." .. A.name .. ": option 'endpoint' must be scheme://host[:port] without a path, got '"
+      .. tostring(endpoint) .. "'", level)
+  end
+  for _, f in ipairs { "transport", "trace" } do
+    if opts[f] ~= nil and type(opts[f]) ~= "function" then
+      error("cdnkit." .. A.name .. ": option '" .. f .. "' must be a function", level)
+    end
+  end
+  local methods = cache[A.name]
+  if not methods then
+    methods = build_methods(A)
+    cache[A.name] = methods
+  end
+  local index = {}
+  for _, a in ipairs(A.api.actions) do index[a.name] = a end
+  local st = {
+    methods = methods, adapter = A, api = A.api, api_index = index,
+    endpoint = endpoint, method = method,
+    transport = opts.transport, trace = opts.trace,
+    retry = retry.policy(opts.retry), sleep = sleeper(), clock_offset = 0,
+    options = opts,
+  }
+  A.init(st, opts)
+  local copts = {
+    key_id = key_id, secret = secret, endpoint = endpoint,
+    timeout = opts.timeout, connect_timeout = opts.connect_timeout, proxy = opts.proxy,
+    ca_file = opts.ca_file, verify_tls = opts.verify_tls, max_body = opts.max_body,
+    user_agent = opts.user_agent or ("cdnkit/" .. VERSION),
+  }
+  st.user_agent = copts.user_agent
+  return core.new_client(A.name, copts, st)
+end
+
+--- Read a credential from the options or the environment.
+function M.credential(opts, key, env)
+  local v = opts[key]
+  if v == nil then v = os.getenv(env) end
+  if v ~= nil and (type(v) ~= "string" or v == "") then
+    error("option '" .. key .. "' must be a non-empty string", 0)
+  end
+  return v
+end
+
+return M

@@ -1,0 +1,51 @@
+-- cdnkit.errors: the structured runtime error returned as the second value of
+-- a failed call (`nil, err`).  Fields: vendor, action, code, message,
+-- http_status, request_id, retryable, and where known: sent (the request left
+-- this machine), ambiguous (it may have taken effect), page, diff.
+local M = {}
+
+local mt = {}
+mt.__index = mt
+
+function mt.__tostring(e)
+  local parts = { "cdnkit." .. tostring(e.vendor) }
+  if e.action then parts[#parts + 1] = " " .. e.action end
+  parts[#parts + 1] = ": " .. tostring(e.code)
+  if e.message and e.message ~= "" then parts[#parts + 1] = ": " .. e.message end
+  local extra = {}
+  if e.http_status then extra[#extra + 1] = "HTTP " .. e.http_status end
+  if e.request_id then extra[#extra + 1] = "request id " .. e.request_id end
+  if e.page then extra[#extra + 1] = "page " .. e.page end
+  if #extra > 0 then parts[#parts + 1] = " (" .. table.concat(extra, ", ") .. ")" end
+  if e.diff then parts[#parts + 1] = "\n" .. e.diff end
+  return table.concat(parts)
+end
+
+M.mt = mt
+
+--- Make an error table.  `fields` must have at least `code` and `message`.
+function M.new(vendor, action, fields)
+  local e = fields or {}
+  e.vendor = vendor
+  e.action = action
+  e.code = e.code or "error"
+  e.message = e.message or ""
+  if e.retryable == nil then e.retryable = false end
+  return setmetatable(e, mt)
+end
+
+function M.is(v)
+  return type(v) == "table" and getmetatable(v) == mt
+end
+
+--- Turn a body that is not what the document says into a short printable excerpt.
+function M.excerpt(body, n)
+  n = n or 160
+  if type(body) ~= "string" then return "" end
+  local s = body:sub(1, n):gsub("[%c]", " "):gsub("<[^>]*>", " "):gsub("%s+", " ")
+  s = s:gsub("^%s+", ""):gsub("%s+$", "")
+  if #body > n then s = s .. "..." end
+  return s
+end
+
+return M

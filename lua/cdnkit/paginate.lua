@@ -1,0 +1,99 @@
+-- cdnkit.paginate: client:pages(action, params) and client:each(action, params)
+-- for every action whose API data declares `paginate` (Alibaba
+-- PageNumber/PageSize, Tencent offset/limit).  Where the items sit and the
+-- page-size cap come from the data.
+--
+-- Errors: a runtime failure on any page is RAISED from the iterator (both
+-- `pages` and `each`) as the structured error table, with `err.page` set to the
+-- page number (1-based) it happened on.  Wrap the loop in pcall to handle it.
+local client = require "cdnkit.client"
+local validate = require "cdnkit.validate"
+
+local M = {}
+
+local function dig(t, path)
+  for key in path:gmatch("[^%.]+") do
+    if type(t) ~= "table" then return nil end
+    t = t[key]
+  end
+  return t
+end
+M.dig = dig
+
+local function paginated(self, action, level)
+  local st = self:_state()
+  local a = st.api_index[action]
+  if not a then
+    error("cdnkit." .. st.adapter.name .. ": unknown action '" .. tostring(action) .. "'", level)
+  end
+  if not a.paginate then
+    error("cdnkit." .. st.adapter.name .. ": " .. action .. " is not paginated by the vendor", level)
+  end
+  return st, a, a.paginate
+end
+
+local function pages(self, action, params, level)
+  local st, a, pg = paginated(self, action, level + 1)
+  local p = {}
+  for k, v in pairs(params or {}) do p[k] = v end
+  local offset_style = pg.style == "offset"
+  local pk = offset_style and (pg.offset or "offset") or (pg.page or "PageNumber")
+  local sk = offset_style and (pg.limit or "limit") or (pg.size or "PageSize")
+  local size = p[sk] or pg.max_size or pg.default_size
+  p[sk] = size
+  if p[pk] == nil then p[pk] = offset_style and 0 or 1 end
+  -- validate once up front so usage mistakes raise at the call, not mid-loop
+  local flat, msg = validate.check(st.api, a, p, st.adapter.list_form)
+  if not flat then error(msg, level + 1) end
+  local n, seen, finished = 0, 0, false
+  return function()
+    if finished then return nil end
+    n = n + 1
+    flat = validate.check(st.api, a, p, st.adapter.list_form)
+    local page, err = client.invoke(self, action, flat, a.idempotent)
+    if not page then
+      finished = true
+      err.page = n
+      error(err, 0)
+    end
+    local items = dig(page, pg.items)
+    local count = type(items) == "table" and #items or 0
+    seen = seen + count
+    local total = pg.total and tonumber(dig(page, pg.total))
+    if count == 0 or (size and count < size) or (total and seen >= total) then
+      finished = true
+    elseif offset_style then
+      p[pk] = p[pk] + count
+    else
+      p[pk] = p[pk] + 1
+    end
+    return page, n
+  end
+end
+
+function M.install(methods, A)
+  function methods.pages(self, action, params)
+    return pages(self, action, params, 2)
+  end
+
+  function methods.each(self, action, params)
+    local st, a, pg = paginated(self, action, 2)
+    local it = pages(self, action, params, 2)
+    local items, i = nil, 0
+    return function()
+      while true do
+        if items and i < #items then
+          i = i + 1
+          return items[i]
+        end
+        local page = it()
+        if page == nil then return nil end
+        items = dig(page, pg.items)
+        if type(items) ~= "table" then items = {} end
+        i = 0
+      end
+    end
+  end
+end
+
+return M

@@ -1,0 +1,221 @@
+-- cdnkit.validate: checks one call's parameters against the declared API data
+-- (lua/cdnkit/apis/<vendor>.lua) and flattens them to the name -> string
+-- table that the signers take.  Usage mistakes come back as an error message;
+-- the caller raises it at the user's call site.
+local core = require "cdnkit.core"
+
+local M = {}
+
+local tostring, type, pairs, ipairs = tostring, type, pairs, ipairs
+local floor = math.floor
+local concat, sort = table.concat, table.sort
+
+local FORMATS = {
+  date = { "^%d%d%d%d%-%d%d%-%d%d$", "YYYY-MM-DD" },
+  datetime = { "^%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d$", "YYYY-MM-DD hh:mm:ss" },
+  iso8601 = { "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:?%d?%d?Z$", "YYYY-MM-DDThh:mm[:ss]Z (UTC)" },
+  url = { "^[hH][tT][tT][pP][sS]?://[^%s]+$", "a URL starting with http:// or https://" },
+}
+M.FORMATS = FORMATS
+
+local function is_integer(v)
+  return type(v) == "number" and v == floor(v) and v > -2^63 and v < 2^63
+end
+
+local function int_string(v)
+  if math.type and math.type(v) == "integer" then return tostring(v) end
+  return string.format("%.0f", v)
+end
+
+local function check_format(p, s)
+  local f = p.format and FORMATS[p.format]
+  if f and not s:match(f[1]) then
+    return "must be " .. f[2] .. ", got '" .. s .. "'"
+  end
+  if p.pattern and not s:match(p.pattern) then
+    return "does not match the documented form (" .. p.pattern .. "), got '" .. s .. "'"
+  end
+  if p.max_len and #s > p.max_len then
+    return "is longer than " .. p.max_len .. " characters"
+  end
+end
+
+local function in_enum(enum, v)
+  for _, e in ipairs(enum) do
+    if e == v or tostring(e) == tostring(v) then return true end
+  end
+  return false
+end
+
+local function enum_text(enum)
+  local t = {}
+  for i, e in ipairs(enum) do t[i] = tostring(e) end
+  return concat(t, ", ")
+end
+
+-- Check one scalar; returns the string to send, or nil, message.
+local function scalar(p, v, typ)
+  typ = typ or p[2]
+  if typ == "integer" then
+    if type(v) == "string" and v:match("^%-?%d+$") then v = tonumber(v) end
+    if not is_integer(v) then return nil, "must be an integer, got " .. type(v) end
+    if p.min and v < p.min then return nil, "must be >= " .. p.min .. ", got " .. int_string(v) end
+    if p.max and v > p.max then return nil, "must be <= " .. p.max .. ", got " .. int_string(v) end
+    if p.enum and not in_enum(p.enum, v) then
+      return nil, "must be one of " .. enum_text(p.enum) .. ", got " .. int_string(v)
+    end
+    return int_string(v)
+  elseif typ == "number" then
+    if type(v) == "string" then v = tonumber(v) or v end
+    if type(v) ~= "number" or v ~= v then return nil, "must be a number, got " .. type(v) end
+    if p.min and v < p.min then return nil, "must be >= " .. p.min end
+    if p.max and v > p.max then return nil, "must be <= " .. p.max end
+    if is_integer(v) then return int_string(v) end
+    return string.format("%.17g", v)
+  else -- string
+    if type(v) == "number" then
+      v = is_integer(v) and int_string(v) or tostring(v)
+    elseif type(v) ~= "string" then
+      return nil, "must be a string, got " .. type(v)
+    end
+    if p.enum and not in_enum(p.enum, v) then
+      return nil, "must be one of " .. enum_text(p.enum) .. ", got '" .. v .. "'"
+    end
+    local msg = check_format(p, v)
+    if msg then return nil, msg end
+    return v
+  end
+end
+
+-- Lua array check: 1..n keys only
+local function as_array(v)
+  if type(v) ~= "table" then return nil end
+  local n = #v
+  for k in pairs(v) do
+    if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then return nil end
+  end
+  return v, n
+end
+
+--- Validate `params` for action `a` (a declared action table) of vendor `api`.
+-- `list_form(name, items, p, out)` writes a list into `out` (vendor-specific).
+-- Returns the flat table, or nil, message.
+function M.check(api, a, params, list_form)
+  local where = "cdnkit." .. api.vendor .. " " .. a.name .. ": "
+  if params == nil then params = {} end
+  if type(params) ~= "table" then
+    return nil, where .. "parameters must be a table, got " .. type(params)
+  end
+  local byname = a._byname
+  if not byname then
+    byname = {}
+    for _, p in ipairs(a.params or {}) do byname[p[1]] = p end
+    a._byname = byname
+  end
+  for k in pairs(params) do
+    if type(k) ~= "string" then
+      return nil, where .. "parameter names must be strings, got " .. type(k)
+    end
+    if not byname[k] then
+      local known = {}
+      for _, p in ipairs(a.params or {}) do known[#known + 1] = p[1] end
+      sort(known)
+      local hint = #known > 0 and (" (documented: " .. concat(known, ", ") .. ")") or
+        " (it takes no parameters)"
+      return nil, where .. "unknown parameter '" .. k .. "'" .. hint
+    end
+  end
+  local out = {}
+  for _, p in ipairs(a.params or {}) do
+    local name, typ, v = p[1], p[2], params[p[1]]
+    if v == nil or v == core.null then
+      if p.required then
+        return nil, where .. "missing required parameter '" .. name .. "'"
+      end
+    elseif typ == "list" then
+      local items, n = as_array(v)
+      if type(v) == "string" or type(v) == "number" then
+        items, n = { v }, 1
+      elseif not items then
+        return nil, where .. "parameter '" .. name .. "' must be an array (Lua sequence) or a string"
+      end
+      if n == 0 and p.required then
+        return nil, where .. "parameter '" .. name .. "' must not be empty"
+      end
+      if p.max_items and n > p.max_items then
+        return nil, where .. "parameter '" .. name .. "' has " .. n .. " items; the documented limit is " ..
+          p.max_items .. " per call (client:refresh/prefetch split big lists for you)"
+      end
+      local strs = {}
+      for i = 1, n do
+        local s, msg = scalar(p, items[i], p.item or "string")
+        if not s then
+          return nil, where .. "parameter '" .. name .. "' item " .. i .. " " .. msg
+        end
+        if p.sep and s:find(p.sep, 1, true) and p.sep ~= "\n" then
+          return nil, where .. "parameter '" .. name .. "' item " .. i .. " contains the separator '" .. p.sep .. "'"
+        end
+        strs[i] = s
+      end
+      if n > 0 then list_form(name, strs, p, out) end
+    elseif typ == "json" then
+      if type(v) == "table" then
+        local ok, s = pcall(core.json_encode, v)
+        if not ok then
+          return nil, where .. "parameter '" .. name .. "' cannot be encoded as JSON: " .. tostring(s)
+        end
+        out[name] = s
+      elseif type(v) == "string" then
+        local ok, dec, msg = pcall(core.json_decode, v)
+        if not ok or (dec == nil and msg) then
+          return nil, where .. "parameter '" .. name .. "' is not valid JSON: " .. tostring(msg or dec)
+        end
+        out[name] = v
+      else
+        return nil, where .. "parameter '" .. name .. "' must be a table (encoded to JSON) or a JSON string"
+      end
+    else
+      local s, msg = scalar(p, v)
+      if not s then return nil, where .. "parameter '" .. name .. "' " .. msg end
+      out[name] = s
+    end
+  end
+  if a.one_of then
+    local found = false
+    for _, n in ipairs(a.one_of) do
+      if params[n] ~= nil then found = true end
+    end
+    if not found then
+      return nil, where .. "one of the parameters '" .. concat(a.one_of, "', '") .. "' is required"
+    end
+  end
+  return out
+end
+
+--- Flatten params without validation (client:call): scalars to strings,
+-- arrays through list_form, tables otherwise to JSON.
+function M.loose(params, list_form)
+  local out = {}
+  for k, v in pairs(params or {}) do
+    if type(k) ~= "string" then error("parameter names must be strings", 3) end
+    if type(v) == "table" then
+      local items, n = as_array(v)
+      if items and n > 0 then
+        local strs = {}
+        for i = 1, n do strs[i] = type(v[i]) == "number" and scalar({}, v[i]) or tostring(v[i]) end
+        list_form(k, strs, {}, out)
+      else
+        out[k] = core.json_encode(v)
+      end
+    elseif type(v) == "number" then
+      out[k] = scalar({}, v)
+    elseif type(v) == "boolean" then
+      out[k] = v and "true" or "false"
+    elseif v ~= core.null then
+      out[k] = tostring(v)
+    end
+  end
+  return out
+end
+
+return M

@@ -1,0 +1,148 @@
+-- cdnkit.vendors.aliyun: protocol adapter for Alibaba Cloud CDN, RPC API
+-- 2014-11-11 (vendor-docs/001, VENDORS.md section 2).  Signing: percent-encode
+-- and sort the query, StringToSign = METHOD&%2F&pct(query), HMAC-SHA1 with key
+-- secret.."&" (done in C, src/client.c).  Errors: HTTP 4xx/5xx with
+-- {RequestId, HostId, Code, Message}.
+local core = require "cdnkit.core"
+local client = require "cdnkit.client"
+local errors = require "cdnkit.errors"
+
+local A = {
+  name = "aliyun",
+  api = require "cdnkit.apis.aliyun",
+  default_endpoint = "https://cdn.aliyuncs.com",
+  path = "/",
+  default_method = "GET",
+  methods = { GET = true, POST = true },
+  method_list = "GET, POST",
+  options = { access_key_id = true, access_key_secret = true, version = true },
+}
+
+-- documented transient codes (VENDORS.md 2.1/2.3): retry with a fresh nonce
+local RETRYABLE = {
+  Throttling = true, ["Throttling.User"] = true, ["Throttling.Api"] = true,
+  InternalError = true, ServiceUnAvailable = true, ServiceUnavailable = true,
+  SignatureNonceUsed = true, ["InvalidTimeStamp.Expired"] = true,
+}
+
+function A.credentials(opts, level)
+  local ok, id, secret = pcall(function()
+    return client.credential(opts, "access_key_id", "ALIBABA_CLOUD_ACCESS_KEY_ID"),
+      client.credential(opts, "access_key_secret", "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+  end)
+  if not ok then error("cdnkit.aliyun: " .. id, level) end
+  if not id or not secret then
+    error("cdnkit.aliyun: no credentials: give access_key_id and access_key_secret, or set " ..
+      "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET", level)
+  end
+  return id, secret
+end
+
+function A.init(st, opts)
+  st.version = opts.version or A.api.api_version
+  st.key_id = opts.access_key_id or os.getenv("ALIBABA_CLOUD_ACCESS_KEY_ID")
+end
+
+-- Alibaba joins list parameters with the declared separator
+function A.list_form(name, items, p, out)
+  out[name] = table.concat(items, p.sep or ",")
+end
+
+--- Build the signed request.  `fixed` may pin timestamp, nonce, method.
+function A.build(self, st, action, flat, fixed)
+  local a = st.api_index[action]
+  local method = fixed.method or (a and a.http) or st.method
+  local params = {}
+  for k, v in pairs(flat) do params[k] = v end
+  params.Action = action
+  params.Format = "JSON"
+  params.Version = params.Version or st.version
+  params.AccessKeyId = st.key_id
+  params.SignatureMethod = "HMAC-SHA1"
+  params.SignatureVersion = "1.0"
+  params.SignatureNonce = fixed.nonce or core.uuid4()
+  params.Timestamp = fixed.timestamp or core.iso8601(core.now() + st.clock_offset)
+  local query, sts, sig, canonical = self:_sign_aliyun(params, method)
+  local req = { method = method, headers = { ["User-Agent"] = st.user_agent } }
+  if method == "POST" then
+    req.url = st.endpoint .. "/"
+    req.body = query
+    req.headers["Content-Type"] = "application/x-www-form-urlencoded"
+  else
+    req.url = st.endpoint .. "/?" .. query
+  end
+  req.string_to_sign = sts
+  req.explain = { canonical = canonical, string_to_sign = sts, signature = sig,
+                  key = "<access_key_secret>&" }
+  return req
+end
+
+-- where our string-to-sign and the server's differ, for SignatureDoesNotMatch
+local function diff(ours, theirs)
+  local n = math.min(#ours, #theirs)
+  local i = 1
+  while i <= n and ours:byte(i) == theirs:byte(i) do i = i + 1 end
+  if i > n and #ours == #theirs then return nil end
+  local from = math.max(1, i - 30)
+  return ("string-to-sign differs from the server's at byte %d:\n  ours:   ...%s\n  server: ...%s")
+    :format(i, ours:sub(from, i + 40), theirs:sub(from, i + 40))
+end
+
+function A.parse(st, action, status, headers, body, req)
+  local ctype = headers["content-type"] or ""
+  local data, jerr = core.json_decode(body)
+  if status >= 200 and status < 300 then
+    if type(data) ~= "table" then
+      return nil, {
+        code = "json", http_status = status, retryable = false,
+        message = "response is not a JSON object (" .. tostring(jerr or type(data)) .. "): " ..
+          errors.excerpt(body),
+      }
+    end
+    return data
+  end
+  if type(data) ~= "table" or type(data.Code) ~= "string" then
+    return nil, {
+      code = "http", http_status = status,
+      retryable = status >= 500 or status == 429,
+      message = ("HTTP %d (%s) %s"):format(status, ctype, errors.excerpt(body)),
+    }
+  end
+  local e = {
+    code = data.Code, message = type(data.Message) == "string" and data.Message or "",
+    http_status = status, request_id = type(data.RequestId) == "string" and data.RequestId or nil,
+    host_id = data.HostId,
+    retryable = RETRYABLE[data.Code] or false,
+    ambiguous = status >= 500,
+  }
+  if data.Code:match("^InvalidTimeStamp") then e.clock = true end
+  if data.Code == "SignatureDoesNotMatch" and req and req.string_to_sign then
+    local server = e.message:match("server string to sign is:(.*)$")
+    if server then
+      e.server_string_to_sign = server
+      e.diff = diff(req.string_to_sign, server) or "string-to-sign is the same as the server's: check access_key_secret"
+    end
+  end
+  return nil, e
+end
+
+-- batching (client:refresh / client:prefetch)
+function A.batch_params(kind, items)
+  if kind == "refresh_dir" then
+    return "RefreshObjectCaches", { ObjectPath = items, ObjectType = "Directory" }
+  elseif kind == "prefetch" then
+    return "PushObjectCache", { ObjectPath = items }
+  end
+  return "RefreshObjectCaches", { ObjectPath = items, ObjectType = "File" }
+end
+
+function A.task_ids(kind, data)
+  local s = data.RefreshTaskId or data.PushTaskId
+  local t = {}
+  if s ~= nil then
+    for id in tostring(s):gmatch("[^,%s]+") do t[#t + 1] = id end
+  end
+  return t
+end
+
+return A

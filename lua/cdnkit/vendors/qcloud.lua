@@ -1,0 +1,146 @@
+-- cdnkit.vendors.qcloud: protocol adapter for Tencent Cloud CDN API v2
+-- (cdn.api.qcloud.com/v2/index.php; vendor-docs/000, 003; VENDORS.md section 1).
+-- Signing: params minus Signature, '_' -> '.' in names, sorted, raw values,
+-- METHOD + host + path + '?' + joined, HMAC-SHA1 or HMAC-SHA256 (in C).
+-- Envelope: HTTP 200 with {code, message "(NNNN)text", codeDesc, data}.
+local core = require "cdnkit.core"
+local client = require "cdnkit.client"
+local errors = require "cdnkit.errors"
+
+local A = {
+  name = "qcloud",
+  api = require "cdnkit.apis.qcloud",
+  default_endpoint = "https://cdn.api.qcloud.com",
+  path = "/v2/index.php",
+  default_method = "POST",
+  methods = { GET = true, POST = true },
+  method_list = "GET, POST",
+  options = { secret_id = true, secret_key = true, sign_method = true, region = true, token = true },
+}
+
+-- Retryable: rate limiting and transient server states.  Daily quotas
+-- (22044, 22046, 21000, 23101) are not: retrying cannot succeed today.
+local RETRYABLE = {
+  [4400] = true, [4500] = true, [6000] = true, [6200] = true,
+  [9163] = true, [22063] = true,
+}
+local NOT_RETRYABLE_MODULE = { [22044] = true, [22046] = true, [21000] = true, [23101] = true }
+
+function A.credentials(opts, level)
+  local ok, id, key = pcall(function()
+    return client.credential(opts, "secret_id", "TENCENTCLOUD_SECRET_ID"),
+      client.credential(opts, "secret_key", "TENCENTCLOUD_SECRET_KEY")
+  end)
+  if not ok then error("cdnkit.qcloud: " .. id, level) end
+  if not id or not key then
+    error("cdnkit.qcloud: no credentials: give secret_id and secret_key, or set " ..
+      "TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY", level)
+  end
+  local sm = opts.sign_method
+  if sm ~= nil and sm ~= "HmacSHA1" and sm ~= "HmacSHA256" then
+    error("cdnkit.qcloud: option 'sign_method' must be \"HmacSHA1\" or \"HmacSHA256\"", level)
+  end
+  return id, key
+end
+
+function A.init(st, opts)
+  st.secret_id = opts.secret_id or os.getenv("TENCENTCLOUD_SECRET_ID")
+  st.sign_method = opts.sign_method
+  st.region = opts.region
+  st.token = opts.token
+  st.host = st.endpoint:match("^https?://([^/:]+)")
+end
+
+-- Tencent list form: name.0, name.1, ...
+function A.list_form(name, items, p, out)
+  for i, v in ipairs(items) do out[name .. "." .. (i - 1)] = v end
+end
+
+function A.build(self, st, action, flat, fixed)
+  local a = st.api_index[action]
+  local method = (fixed.method or (a and a.http) or st.method):upper()
+  local params = {}
+  for k, v in pairs(flat) do params[k] = v end
+  params.Action = action
+  params.SecretId = st.secret_id
+  params.Timestamp = tostring(fixed.timestamp or math.floor(core.now() + st.clock_offset))
+  params.Nonce = tostring(fixed.nonce or core.nonce_int())
+  local region = fixed.region or st.region
+  if region then params.Region = region end
+  local sm = fixed.sign_method or st.sign_method
+  if sm then params.SignatureMethod = sm end
+  if st.token then params.Token = st.token end
+  local host = fixed.host or st.host
+  local encoded, source, sig = self:_sign_qcloud(params, method, host, A.path)
+  local req = { method = method, headers = { ["User-Agent"] = st.user_agent } }
+  if method == "POST" then
+    req.url = st.endpoint .. A.path
+    req.body = encoded
+    req.headers["Content-Type"] = "application/x-www-form-urlencoded"
+  else
+    req.url = st.endpoint .. A.path .. "?" .. encoded
+  end
+  req.string_to_sign = source
+  req.explain = { string_to_sign = source, signature = sig, key = "<secret_key>" }
+  return req
+end
+
+local function module_code(message, code)
+  local m = type(message) == "string" and message:match("^%((%-?%d+)%)")
+  if m then return tonumber(m) end
+  return code
+end
+
+function A.parse(st, action, status, headers, body, req)
+  local ctype = headers["content-type"] or ""
+  if status ~= 200 then
+    return nil, {
+      code = "http", http_status = status,
+      retryable = status >= 500 or status == 429,
+      message = ("HTTP %d (%s) %s"):format(status, ctype, errors.excerpt(body)),
+    }
+  end
+  local data, jerr = core.json_decode(body)
+  if type(data) ~= "table" then
+    return nil, {
+      code = "json", http_status = status, retryable = false,
+      message = "response is not a JSON object (" .. tostring(jerr or type(data)) .. "): " ..
+        errors.excerpt(body),
+    }
+  end
+  local code = tonumber(data.code)
+  if code == nil then
+    return nil, { code = "json", http_status = status, retryable = false,
+                  message = "response has no numeric 'code' field: " .. errors.excerpt(body) }
+  end
+  if code == 0 then return data end
+  local message = type(data.message) == "string" and data.message or ""
+  local mcode = module_code(message, code)
+  local e = {
+    code = mcode, vendor_code = code, message = message, code_desc = data.codeDesc,
+    http_status = status,
+    retryable = (RETRYABLE[mcode] or RETRYABLE[code]) and not NOT_RETRYABLE_MODULE[mcode] or false,
+  }
+  if code == 4500 or mcode == 4500 then e.clock = true end
+  return nil, e
+end
+
+function A.batch_params(kind, items)
+  if kind == "refresh_dir" then return "RefreshCdnDir", { dirs = items } end
+  if kind == "prefetch" then return "CdnUrlPusher", { urls = items } end
+  return "RefreshCdnUrl", { urls = items }
+end
+
+function A.task_ids(kind, data)
+  local d = type(data.data) == "table" and data.data or {}
+  local t = {}
+  if d.task_id ~= nil then t[1] = tostring(d.task_id) end
+  if type(d.task_ids) == "table" then
+    for _, x in ipairs(d.task_ids) do
+      if type(x) == "table" and x.task_id then t[#t + 1] = tostring(x.task_id) end
+    end
+  end
+  return t
+end
+
+return A

@@ -1,0 +1,73 @@
+#!/bin/sh
+# spec/run.sh - run the test stages and print one closing line
+#   tests: N passed, N failed
+# Stages: emulator selftest (python), busted specs, and when asked
+# (SANITIZE=1) the specs again against the ASan/UBSan build, and (VALGRIND=1)
+# a core workload under valgrind.  ASAN=1 runs only the sanitizer stage.
+LUA=${LUA:-lua5.4}
+passed=0
+failed=0
+rc=0
+
+count_busted() { # $1 = output file
+  line=$(grep -E '^[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors? / [0-9]+ pending' "$1" | tail -n 1)
+  if [ -z "$line" ]; then
+    echo "  (busted printed no summary: counted as 1 failure)"
+    failed=$((failed + 1)); rc=1; return
+  fi
+  s=$(echo "$line" | sed -E 's#^([0-9]+) .*#\1#')
+  f=$(echo "$line" | sed -E 's#^[0-9]+ success(es)? / ([0-9]+) .*#\2#')
+  e=$(echo "$line" | sed -E 's#.* / ([0-9]+) errors? / .*#\1#')
+  passed=$((passed + s)); failed=$((failed + f + e))
+  [ "$((f + e))" -eq 0 ] || rc=1
+}
+
+run_busted() { # $1 = label, rest = env assignments
+  label=$1; shift
+  out=$(mktemp)
+  echo "== $label"
+  env "$@" busted --lua="$(command -v "$LUA")" -o plainTerminal 2>&1 | tee "$out" | tail -n 40
+  count_busted "$out"
+  rm -f "$out"
+}
+
+if [ "${ASAN:-0}" != 1 ]; then
+  echo "== emulator selftest"
+  out=$(mktemp)
+  python3 spec/emulator/selftest.py >"$out" 2>&1
+  tail -n 5 "$out"
+  line=$(grep -E '^selftest: [0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+  if [ -n "$line" ]; then
+    p=$(echo "$line" | sed -E 's/^selftest: ([0-9]+) passed, ([0-9]+) failed.*/\1/')
+    f=$(echo "$line" | sed -E 's/^selftest: ([0-9]+) passed, ([0-9]+) failed.*/\2/')
+    passed=$((passed + p)); failed=$((failed + f)); [ "$f" -eq 0 ] || rc=1
+  else
+    failed=$((failed + 1)); rc=1
+  fi
+  rm -f "$out"
+
+  run_busted "busted specs ($LUA)" CDNKIT_CPATH="${CDNKIT_CPATH:-build/5.4/?.so}"
+fi
+
+if [ "${SANITIZE:-0}" = 1 ] || [ "${ASAN:-0}" = 1 ]; then
+  make -s build/asan/cdnkit/core.so || { failed=$((failed + 1)); rc=1; }
+  asan=$(gcc -print-file-name=libasan.so)
+  ubsan=$(gcc -print-file-name=libubsan.so)
+  # the interpreter is not instrumented: preload the runtimes; leaks are
+  # valgrind's job (LeakSanitizer cannot tell the interpreter's own apart)
+  run_busted "busted specs under ASan/UBSan" CDNKIT_CPATH="build/asan/?.so" \
+    LD_PRELOAD="$asan $ubsan" ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:halt_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 CDNKIT_SLOW_OK=1
+fi
+
+if [ "${VALGRIND:-0}" = 1 ]; then
+  echo "== valgrind"
+  if CDNKIT_CPATH="${CDNKIT_CPATH:-build/5.4/?.so}" LUA="$LUA" sh spec/valgrind.sh; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1)); rc=1
+  fi
+fi
+
+echo "tests: $passed passed, $failed failed"
+exit $rc

@@ -1,0 +1,41 @@
+-- spec/support/samples.lua: a valid sample value for each declared parameter,
+-- so that specs can call every action once without hand-written tables.
+local M = {}
+
+local by_format = {
+  date = "2024-01-02",
+  datetime = "2024-01-02 00:00:00",
+  iso8601 = "2024-01-02T00:00:00Z",
+  url = "http://www.example.com/a.html",
+}
+
+local function scalar(p, typ)
+  if p.enum then return p.enum[1] end
+  if p.format and by_format[p.format] then return by_format[p.format] end
+  if typ == "integer" or typ == "number" then return p.min or 1 end
+  local n = p[1]:lower()
+  if n:find("domain") or n:find("host") then return "example-0001.com" end
+  if n:find("ip") then return "1.1.1.1" end
+  return "sample"
+end
+
+function M.value(p)
+  local typ = p[2]
+  if typ == "list" then return { scalar(p, p.item or "string") } end
+  if typ == "json" then return { sample = 1 } end
+  return scalar(p, typ)
+end
+
+--- Parameters with every required parameter (and the first of one_of) set.
+function M.params(a)
+  local t = {}
+  local want = {}
+  if a.one_of then want[a.one_of[1]] = true end
+  for _, p in ipairs(a.params or {}) do
+    if p.required or want[p[1]] then t[p[1]] = M.value(p) end
+  end
+  if a.requires and a.requires:find("taskId") then t.taskId = "1" end
+  return t
+end
+
+return M

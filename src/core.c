@@ -1,0 +1,249 @@
+/*
+ * core.c - luaopen_cdnkit_core: the module table of the C core.
+ *
+ * Pure helpers (no hidden state; clock and randomness only where named):
+ *   pct_encode(s)            RFC 3986 percent-encoding (space %20, * %2A, ~ kept)
+ *   b64encode(s)             base64
+ *   hmac(alg, key, msg[,enc]) alg "sha1"|"sha256", enc "base64"(default)|"hex"|"raw"
+ *   sha256_hex(s)
+ *   random_bytes(n), uuid4(), nonce_int()   from the OS CSPRNG (OpenSSL RAND_bytes)
+ *   now(), monotime(), sleep(s)
+ *   iso8601(t)               "YYYY-MM-DDThh:mm:ssZ" (UTC) for epoch seconds t
+ *   parse_http_date(s)       RFC 1123 / 850 / asctime date -> epoch seconds | nil
+ *   json_decode(s[, depth]), json_encode(v), null, array_mt
+ *   new_client(vendor, opts, state)
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <curl/curl.h>
+#include "compat.h"
+#include "client.h"
+#include "json.h"
+#include "util.h"
+
+#ifndef CDNKIT_VERSION
+#define CDNKIT_VERSION "0.1.0"
+#endif
+
+static int push_buf_or_fail(lua_State *L, cdk_buf *b)
+{
+    int ok = cdk_buf_push(L, b);
+    cdk_buf_free(b);
+    if (!ok)
+        return luaL_error(L, "cdnkit: out of memory");
+    return 1;
+}
+
+static int l_pct_encode(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    cdk_buf b;
+    cdk_buf_init(&b);
+    cdk_buf_add_pct(&b, s, n);
+    return push_buf_or_fail(L, &b);
+}
+
+static int l_b64encode(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    cdk_buf b;
+    cdk_buf_init(&b);
+    cdk_buf_add_b64(&b, (const unsigned char *)s, n);
+    return push_buf_or_fail(L, &b);
+}
+
+static int l_hmac(lua_State *L)
+{
+    static const char *const algs[] = {"sha1", "sha256", NULL};
+    static const char *const encs[] = {"base64", "hex", "raw", NULL};
+    int a = luaL_checkoption(L, 1, NULL, algs);
+    size_t kl, ml;
+    const char *key = luaL_checklstring(L, 2, &kl);
+    const char *msg = luaL_checklstring(L, 3, &ml);
+    int e = luaL_checkoption(L, 4, "base64", encs);
+    unsigned char mac[32];
+    unsigned n = cdk_hmac(a == 0 ? CDK_SHA1 : CDK_SHA256, key, kl, msg, ml, mac);
+    cdk_buf b;
+    if (n == 0)
+        return luaL_error(L, "cdnkit: HMAC failed");
+    if (e == 2) {
+        lua_pushlstring(L, (const char *)mac, n);
+        return 1;
+    }
+    cdk_buf_init(&b);
+    if (e == 0)
+        cdk_buf_add_b64(&b, mac, n);
+    else
+        cdk_buf_add_hex(&b, mac, n);
+    return push_buf_or_fail(L, &b);
+}
+
+static int l_sha256_hex(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    unsigned char md[32];
+    cdk_buf b;
+    if (cdk_sha256(s, n, md) != 32)
+        return luaL_error(L, "cdnkit: SHA-256 failed");
+    cdk_buf_init(&b);
+    cdk_buf_add_hex(&b, md, 32);
+    return push_buf_or_fail(L, &b);
+}
+
+static int l_random_bytes(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    unsigned char buf[256];
+    luaL_argcheck(L, n >= 0 && n <= (lua_Integer)sizeof(buf), 1, "0..256 expected");
+    if (!cdk_random(buf, (size_t)n))
+        return luaL_error(L, "cdnkit: RAND_bytes failed");
+    lua_pushlstring(L, (const char *)buf, (size_t)n);
+    return 1;
+}
+
+static int l_uuid4(lua_State *L)
+{
+    unsigned char r[16];
+    char out[37];
+    static const char H[] = "0123456789abcdef";
+    int i, j = 0;
+    if (!cdk_random(r, sizeof(r)))
+        return luaL_error(L, "cdnkit: RAND_bytes failed");
+    r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
+    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
+    for (i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[j++] = '-';
+        out[j++] = H[r[i] >> 4];
+        out[j++] = H[r[i] & 15];
+    }
+    out[j] = '\0';
+    lua_pushstring(L, out);
+    return 1;
+}
+
+/* a random integer in 1 .. 2^31-1 */
+static int l_nonce_int(lua_State *L)
+{
+    unsigned char r[4];
+    unsigned long v;
+    if (!cdk_random(r, sizeof(r)))
+        return luaL_error(L, "cdnkit: RAND_bytes failed");
+    v = ((unsigned long)r[0] << 24 | (unsigned long)r[1] << 16 | (unsigned long)r[2] << 8 | r[3]) &
+        0x7fffffffUL;
+    if (v == 0)
+        v = 1;
+    lua_pushinteger(L, (lua_Integer)v);
+    return 1;
+}
+
+static int l_now(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+static int l_monotime(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+static int l_sleep(lua_State *L)
+{
+    lua_Number s = luaL_checknumber(L, 1);
+    struct timespec ts, rem;
+    if (!(s > 0))
+        return 0;
+    if (s > 3600)
+        s = 3600;
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &rem) != 0 && errno == EINTR)
+        ts = rem;
+    return 0;
+}
+
+static int l_iso8601(lua_State *L)
+{
+    lua_Number t = luaL_checknumber(L, 1);
+    time_t tt = (time_t)floor(t);
+    struct tm tm;
+    char out[32];
+    if (gmtime_r(&tt, &tm) == NULL || strftime(out, sizeof(out), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        return luaL_argerror(L, 1, "time out of range");
+    lua_pushstring(L, out);
+    return 1;
+}
+
+static int l_parse_http_date(lua_State *L)
+{
+    const char *s = luaL_checkstring(L, 1);
+    time_t t = curl_getdate(s, NULL);
+    if (t == (time_t)-1) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_pushnumber(L, (lua_Number)t);
+    return 1;
+}
+
+static int l_new_client(lua_State *L)
+{
+    return cdk_client_new(L);
+}
+
+static int l_curl_version(lua_State *L)
+{
+    lua_pushstring(L, curl_version());
+    return 1;
+}
+
+static const luaL_Reg core_funcs[] = {
+    {"pct_encode", l_pct_encode},
+    {"b64encode", l_b64encode},
+    {"hmac", l_hmac},
+    {"sha256_hex", l_sha256_hex},
+    {"random_bytes", l_random_bytes},
+    {"uuid4", l_uuid4},
+    {"nonce_int", l_nonce_int},
+    {"now", l_now},
+    {"monotime", l_monotime},
+    {"sleep", l_sleep},
+    {"iso8601", l_iso8601},
+    {"parse_http_date", l_parse_http_date},
+    {"json_decode", cdk_json_l_decode},
+    {"json_encode", cdk_json_l_encode},
+    {"new_client", l_new_client},
+    {"curl_version", l_curl_version},
+    {NULL, NULL},
+};
+
+CDK_API int luaopen_cdnkit_core(lua_State *L);
+
+CDK_API int luaopen_cdnkit_core(lua_State *L)
+{
+    /* libcurl >= 7.84 makes curl_global_init thread-safe and reference counted */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return luaL_error(L, "cdnkit: curl_global_init failed");
+    cdk_client_register(L);
+    luaL_newlib(L, core_funcs);
+    lua_pushlightuserdata(L, NULL);
+    lua_setfield(L, -2, "null");
+    cdk_json_push_array_mt(L);
+    lua_setfield(L, -2, "array_mt");
+    lua_pushliteral(L, CDNKIT_VERSION);
+    lua_setfield(L, -2, "VERSION");
+    return 1;
+}
