@@ -16,6 +16,12 @@ local function find_batch(api, kind)
   for _, a in ipairs(api.actions) do
     if a.batch and a.batch.kind == kind then return a end
   end
+  -- one action for files and directories (Alibaba ObjectType): `dir_max` marks it
+  if kind == "refresh_dir" then
+    for _, a in ipairs(api.actions) do
+      if a.batch and a.batch.kind == "refresh_url" and a.batch.dir_max then return a end
+    end
+  end
 end
 
 local function dedupe(list, what, level)

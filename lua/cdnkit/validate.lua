@@ -14,7 +14,7 @@ local FORMATS = {
   date = { "^%d%d%d%d%-%d%d%-%d%d$", "YYYY-MM-DD" },
   datetime = { "^%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d$", "YYYY-MM-DD hh:mm:ss" },
   iso8601 = { "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:?%d?%d?Z$", "YYYY-MM-DDThh:mm[:ss]Z (UTC)" },
-  url = { "^[hH][tT][tT][pP][sS]?://[^%s]+$", "a URL starting with http:// or https://" },
+  url = { "^[hH][tT][tT][pP][sS]?://[^%c]+$", "a URL starting with http:// or https://" },
 }
 M.FORMATS = FORMATS
 

@@ -12,6 +12,7 @@ local by_format = {
 local function scalar(p, typ)
   if p.enum then return p.enum[1] end
   if p.format and by_format[p.format] then return by_format[p.format] end
+  if p.pattern and p.pattern:find("%d%d%d%d", 1, true) then return "2024-01-02" end
   if typ == "integer" or typ == "number" then return p.min or 1 end
   local n = p[1]:lower()
   if n:find("domain") or n:find("host") then return "example-0001.com" end

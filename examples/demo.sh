@@ -1,0 +1,25 @@
+#!/bin/sh
+# examples/demo.sh - start the local vendor emulators on loopback and run
+# examples/quickstart.lua against them (no credentials needed).  `make demo`.
+set -e
+LUA=${LUA:-lua5.4}
+dir=$(mktemp -d)
+cleanup() { kill $a_pid $q_pid 2>/dev/null || true; rm -rf "$dir"; }
+trap cleanup EXIT INT TERM
+python3 spec/emulator/cdnemu.py --vendor aliyun --port 0 --port-file "$dir/a" >/dev/null &
+a_pid=$!
+python3 spec/emulator/cdnemu.py --vendor qcloud --port 0 --port-file "$dir/q" >/dev/null &
+q_pid=$!
+i=0
+while [ ! -s "$dir/a" ] || [ ! -s "$dir/q" ]; do
+  i=$((i + 1)); [ $i -lt 100 ] || { echo "emulators did not start" >&2; exit 1; }
+  sleep 0.1
+done
+echo "local emulators: aliyun on 127.0.0.1:$(cat "$dir/a"), qcloud on 127.0.0.1:$(cat "$dir/q")"
+echo
+CDNKIT_ALIYUN_ENDPOINT="http://127.0.0.1:$(cat "$dir/a")" \
+CDNKIT_QCLOUD_ENDPOINT="http://127.0.0.1:$(cat "$dir/q")" \
+ALIBABA_CLOUD_ACCESS_KEY_ID=demo-id ALIBABA_CLOUD_ACCESS_KEY_SECRET=demo-secret \
+TENCENTCLOUD_SECRET_ID=AKIDdemo TENCENTCLOUD_SECRET_KEY=demokey \
+LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="${CDNKIT_CPATH:-build/5.4/?.so};;" \
+  "$LUA" examples/quickstart.lua

@@ -1,0 +1,69 @@
+-- examples/quickstart.lua - list every domain (across pages) and refresh a few
+-- URLs, on Alibaba Cloud CDN and Tencent Cloud CDN.
+--
+-- Against the real services: set the credentials in the environment
+--   ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET
+--   TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY
+-- `make demo` runs it against the bundled local emulators instead, by setting
+-- CDNKIT_ALIYUN_ENDPOINT / CDNKIT_QCLOUD_ENDPOINT to loopback addresses.
+local cdnkit = require "cdnkit"
+
+local function show_error(what, err)
+  io.stderr:write(("  %s failed: %s\n"):format(what, tostring(err)))
+end
+
+-- Alibaba Cloud -------------------------------------------------------------
+local ali = cdnkit.aliyun { endpoint = os.getenv("CDNKIT_ALIYUN_ENDPOINT") }
+print(("== %s"):format(tostring(ali)))
+
+local count, by_status = 0, {}
+local ok, err = pcall(function()
+  for d in ali:each("DescribeUserDomains", { PageSize = 50 }) do
+    count = count + 1
+    by_status[d.DomainStatus] = (by_status[d.DomainStatus] or 0) + 1
+    if count <= 3 then
+      print(("  %-28s %-8s cname %s"):format(d.DomainName, d.DomainStatus, d.Cname))
+    end
+  end
+end)
+if not ok then show_error("DescribeUserDomains", err) end
+print(("  ... %d domains in all"):format(count))
+for status, n in pairs(by_status) do print(("      %-10s %d"):format(status, n)) end
+
+local report = ali:refresh {
+  urls = { "http://example-0001.com/index.html", "http://example-0001.com/app.js",
+           "http://example-0001.com/index.html" },               -- the duplicate is sent once
+  dirs = { "example-0001.com/static/" },
+}
+print(("  refresh: %d URLs/dirs in %d calls, task ids %s, %s"):format(
+  report.done, report.batches, table.concat(report.task_ids, ","),
+  report.ok and "all accepted" or (#report.failed .. " batches failed")))
+
+local quota, qerr = ali:DescribeRefreshQuota {}
+if quota then
+  print(("  refresh quota left today: %s URLs, %s dirs"):format(quota.UrlRemain, quota.DirRemain))
+else
+  show_error("DescribeRefreshQuota", qerr)
+end
+
+-- Tencent Cloud -------------------------------------------------------------
+local qc = cdnkit.qcloud { endpoint = os.getenv("CDNKIT_QCLOUD_ENDPOINT") }
+print(("\n== %s"):format(tostring(qc)))
+local hosts = 0
+for h in qc:each("DescribeCdnHosts", { limit = 100 }) do
+  hosts = hosts + 1
+  if hosts <= 3 then print(("  %-28s status %s  cname %s"):format(h.host, tostring(h.status), tostring(h.cname))) end
+end
+print(("  ... %d hosts in all"):format(hosts))
+local res, rerr = qc:RefreshCdnUrl { urls = { "http://host-0001.example.com/index.html" } }
+if res then
+  print(("  RefreshCdnUrl: %s URL(s), task %s"):format(tostring(res.data.count), tostring(res.data.task_id)))
+else
+  show_error("RefreshCdnUrl", rerr)
+end
+
+-- A usage mistake raises at once, naming the parameter; nothing is sent.
+local ok2, msg = pcall(function() return qc:RefreshCdnUrl { urls = { "www.no-scheme.com/x" } } end)
+print(("\n  usage mistakes raise before sending: %s"):format(ok2 and "?" or msg))
+ali:close()
+qc:close()
