@@ -23,11 +23,14 @@ HDR     = src/compat.h src/client.h src/json.h src/util.h
 BUILD   = build/$(LUA_VERSION)
 SO      = $(BUILD)/cdnkit/core.so
 ASAN_SO = build/asan/cdnkit/core.so
+JIT_SO  = build/5.1/cdnkit/core.so
+JIT_INC = /usr/include/luajit-2.1
 
 DEBS = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-busted \
-       pkg-config gcc make valgrind python3 ca-certificates
+       pkg-config gcc make valgrind python3 ca-certificates binutils locales \
+       luajit2 libluajit2-5.1-dev
 
-.PHONY: all deps check test demo sanitize valgrind bench install uninstall clean help lint
+.PHONY: all deps check test demo sanitize valgrind bench install uninstall clean help luajit
 
 all: $(SO)
 
@@ -40,6 +43,7 @@ help:
 	@echo "  make           build $(SO)"
 	@echo "  make test      busted specs only (no install step, no sanitizers)"
 	@echo "  make sanitize  the specs against an ASan/UBSan build of the core"
+	@echo "  make luajit    build the core against LuaJIT (Lua 5.1 API) into $(JIT_SO)"
 	@echo "  make valgrind  a core workload under valgrind, failing on any leak or error"
 	@echo "  make bench     speed and memory measurements (ratios, see bench/README.md)"
 	@echo "  make install   install into PREFIX=$(PREFIX) (DESTDIR honoured)"
@@ -62,6 +66,11 @@ $(SO): $(SRC) $(HDR) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -shared -o $@ $(SRC) $(LIBS)
 
+# the same C against the Lua 5.1 API of LuaJIT (OpenResty)
+$(JIT_SO): $(SRC) $(HDR) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(subst -I$(LUA_INCDIR),-I$(JIT_INC),$(ALL_CFLAGS)) -shared -o $@ $(SRC) $(LIBS)
+
 $(ASAN_SO): $(SRC) $(HDR) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
@@ -70,8 +79,10 @@ $(ASAN_SO): $(SRC) $(HDR) Makefile
 test: $(SO)
 	@CDNKIT_CPATH="$(BUILD)/?.so" LUA=$(LUA) sh spec/run.sh
 
-check: deps $(SO)
-	@CDNKIT_CPATH="$(BUILD)/?.so" LUA=$(LUA) SANITIZE=1 VALGRIND=1 sh spec/run.sh
+check: deps $(SO) $(JIT_SO)
+	@CDNKIT_CPATH="$(BUILD)/?.so" LUA=$(LUA) SANITIZE=1 VALGRIND=1 LUAJIT=1 sh spec/run.sh
+
+luajit: deps $(JIT_SO)
 
 sanitize: deps $(ASAN_SO)
 	@CDNKIT_CPATH="build/asan/?.so" LUA=$(LUA) ASAN=1 sh spec/run.sh

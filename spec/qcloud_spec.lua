@@ -40,7 +40,7 @@ describe("qcloud", function()
     it("SDK unit-test vectors (other host, Region, Version)", function()
       local sdk = cdnkit.qcloud { secret_id = "secretIdFoo", secret_key = "secretKeyBar",
                                   endpoint = "https://cvm.api.qcloud.com" }
-      local fixed = { timestamp = 1512393162, nonce = 1290303896666895346, region = "ap-guangzhou",
+      local fixed = { timestamp = 1512393162, nonce = "1290303896666895346", region = "ap-guangzhou",
                       sign_method = "HmacSHA1", method = "POST", call = true, explain = true }
       local r = sdk:prepare("DescribeInstances", { Version = "2017-03-12" }, fixed)
       assert.equal("p3n+pxBqF5JGZtDSxoVn5tGngf0=", r.explain.signature)

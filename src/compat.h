@@ -14,14 +14,17 @@
 #if LUA_VERSION_NUM == 501
 /* ---- Lua 5.1 / LuaJIT ------------------------------------------------- */
 #define lua_rawlen(L, i) lua_objlen((L), (i))
+/* LuaJIT 2.1 (luajit2, as in OpenResty) already has some 5.2 functions */
+#ifndef luaL_newlibtable
 #define luaL_setfuncs(L, l, nup) cdk_setfuncs((L), (l), (nup))
 #define luaL_newlibtable(L, l) lua_createtable((L), 0, sizeof(l) / sizeof((l)[0]) - 1)
+#endif
+#ifndef luaL_newlib
 #define luaL_newlib(L, l) (luaL_newlibtable((L), (l)), luaL_setfuncs((L), (l), 0))
-#define lua_isinteger(L, i) cdk_isinteger((L), (i))
+#endif
 #define LUA_OK 0
 #define lua_absindex(L, i) \
     (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)
-typedef ptrdiff_t cdk_integer_t;
 static inline void cdk_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
 {
     luaL_checkstack(L, nup + 1, "too many upvalues");
@@ -33,14 +36,6 @@ static inline void cdk_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
         lua_setfield(L, -(nup + 2), l->name);
     }
     lua_pop(L, nup);
-}
-static inline int cdk_isinteger(lua_State *L, int i)
-{
-    if (lua_type(L, i) == LUA_TNUMBER) {
-        lua_Number n = lua_tonumber(L, i);
-        return n == (lua_Number)(long long)n;
-    }
-    return 0;
 }
 /* uservalue: 5.1 has function environments on userdata */
 #define cdk_setuservalue(L, i) lua_setfenv((L), (i))

@@ -816,9 +816,11 @@ static int enc_double(enc_t *E, double d)
     if (isinf(d))
         return enc_fail(E, "cannot encode %s", d > 0 ? "inf" : "-inf");
 #if LUA_VERSION_NUM < 503
-    /* all numbers are doubles: print exact integers as integers */
-    if (d >= -9007199254740992.0 && d <= 9007199254740992.0 && d == (double)(long long)d &&
-        !(d == 0 && signbit(d)))
+    /* All numbers are doubles: print integral values below 2^63 as their
+       exact decimal expansion (what an API expecting an integer wants).
+       Beyond 2^53 such text decodes back as a digit string (see json.h). */
+    if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
+        d == (double)(long long)d && !(d == 0 && signbit(d)))
         return d < 0 ? enc_int(E, 1, (unsigned long long)(-d))
                      : enc_int(E, 0, (unsigned long long)d);
 #endif

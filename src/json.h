@@ -30,7 +30,11 @@
  * Encoding
  *   nil, light userdata NULL -> null; booleans; integers -> exact decimal;
  *   floats -> shortest of %.14g..%.17g that reads back to the same double,
- *   always with '.' as decimal point; NaN and +/-inf are errors.
+ *   always with '.' as decimal point; NaN and +/-inf are errors.  Without
+ *   64-bit integers (Lua 5.1) every number is a double: integral values with
+ *   |n| < 2^63 are written as their exact decimal digits ("1152921504606846976"
+ *   for 2^60), so APIs expecting integers get integers; above 2^53 such text
+ *   decodes back as a digit string, as described above.
  *   strings -> escaped " \ and control characters (\b \f \n \r \t, others
  *   \u00XX); everything else, including UTF-8 (valid or not) and '/', as is.
  *   tables -> an array when its metatable has __jsontype == "array" (the
