@@ -545,17 +545,48 @@ static void detach_all(cdk_client *c)
     }
 }
 
-/* c:_perform_many(reqs, { concurrency = n, rate = per_second })
-   -> results array; results[i] = { status=, headers=, body= } or { err = {...} } */
+#define MAX_GROUPS 64
+
+typedef struct pending {
+    double not_before; /* monotonic seconds; 0 = now */
+    int group;         /* 0 = none, else 1..MAX_GROUPS */
+    int started;
+} pending;
+
+/* the client whose transfer settings a request uses: req.client or self */
+static cdk_client *req_client(lua_State *L, int r, cdk_client *self)
+{
+    cdk_client *rc = self;
+    lua_getfield(L, r, "client");
+    if (!lua_isnil(L, -1)) {
+        rc = (cdk_client *)luaL_testudata(L, -1, CLIENT_MT);
+        if (rc == NULL || rc->closed)
+            rc = NULL;
+    }
+    lua_pop(L, 1);
+    return rc;
+}
+
+/* c:_perform_many(reqs, { concurrency = n, rate = per_second, groups = { [g] = n } })
+   reqs[i] = { method=, url=, headers=, body=,
+               not_before = core.monotime() value before which it must not start,
+               group = 1..64 (at most groups[g] of a group in flight at once),
+               client = another client whose timeouts/proxy/TLS settings to use }
+   -> results array; results[i] = { status=, headers=, body= } or { err = {...} }
+   Requests start in order, as concurrency, group limits, not_before and the
+   overall rate allow. */
 static int client_perform_many(lua_State *L)
 {
     cdk_client *c = check_open(L, 1);
-    int n, conc, next = 1, running = 0, done = 0, results;
+    int n, conc = 4, running = 0, done = 0, results, first = 0, started = 0, i;
+    int glimit[MAX_GROUPS + 1], grun[MAX_GROUPS + 1];
     double rate = 0, t0;
+    pending *pr;
     char why[160];
     luaL_checktype(L, 2, LUA_TTABLE);
     n = (int)lua_rawlen(L, 2);
-    conc = 4;
+    for (i = 0; i <= MAX_GROUPS; i++)
+        glimit[i] = grun[i] = 0;
     if (lua_type(L, 3) == LUA_TTABLE) {
         lua_getfield(L, 3, "concurrency");
         if (!lua_isnil(L, -1))
@@ -563,12 +594,36 @@ static int client_perform_many(lua_State *L)
         lua_getfield(L, 3, "rate");
         if (!lua_isnil(L, -1))
             rate = luaL_checknumber(L, -1);
-        lua_pop(L, 2);
+        lua_getfield(L, 3, "groups");
+        if (lua_type(L, -1) == LUA_TTABLE) {
+            for (i = 1; i <= MAX_GROUPS; i++) {
+                lua_rawgeti(L, -1, i);
+                if (lua_isnumber(L, -1))
+                    glimit[i] = (int)lua_tointeger(L, -1);
+                lua_pop(L, 1);
+            }
+        }
+        lua_pop(L, 3);
     }
     if (conc < 1 || conc > 256)
         return luaL_error(L, "cdnkit: concurrency must be between 1 and 256");
     if (conc > n)
         conc = n > 0 ? n : 1;
+    /* scratch state lives in a userdata: freed by the GC whatever happens */
+    pr = (pending *)lua_newuserdata(L, sizeof(pending) * (size_t)(n > 0 ? n : 1));
+    for (i = 0; i < n; i++) {
+        lua_rawgeti(L, 2, i + 1);
+        if (lua_type(L, -1) != LUA_TTABLE)
+            return luaL_error(L, "cdnkit: request %d is not a table", i + 1);
+        lua_getfield(L, -1, "not_before");
+        pr[i].not_before = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : 0;
+        lua_getfield(L, -2, "group");
+        pr[i].group = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : 0;
+        if (pr[i].group < 0 || pr[i].group > MAX_GROUPS)
+            return luaL_error(L, "cdnkit: request %d: group must be 1..%d", i + 1, MAX_GROUPS);
+        pr[i].started = 0;
+        lua_pop(L, 3);
+    }
     lua_createtable(L, n, 0);
     results = lua_gettop(L);
     if (n == 0)
@@ -579,14 +634,30 @@ static int client_perform_many(lua_State *L)
     t0 = mono_now();
 
     while (done < n) {
-        int still = 0, msgs = 0, i;
+        int still = 0, msgs = 0;
         long wait_ms = 1000;
+        double now = mono_now();
         CURLMsg *m;
-        /* start as many as allowed by concurrency and pacing */
-        while (running < conc && next <= n) {
+        /* start what concurrency, group limits, not_before and pacing allow */
+        for (i = first; i < n && running < conc; i++) {
             slot *s = NULL;
+            cdk_client *rc;
+            int j, g = pr[i].group;
+            if (pr[i].started) {
+                if (i == first)
+                    first++;
+                continue;
+            }
+            if (g > 0 && glimit[g] > 0 && grun[g] >= glimit[g])
+                continue;
+            if (pr[i].not_before > now) {
+                long ms = (long)((pr[i].not_before - now) * 1000.0) + 1;
+                if (ms < wait_ms)
+                    wait_ms = ms;
+                continue;
+            }
             if (rate > 0) {
-                double due = t0 + (double)(next - 1) / rate, now = mono_now();
+                double due = t0 + (double)started / rate;
                 if (due > now) {
                     long ms = (long)((due - now) * 1000.0) + 1;
                     if (ms < wait_ms)
@@ -594,31 +665,36 @@ static int client_perform_many(lua_State *L)
                     break;
                 }
             }
-            for (i = 0; i < c->pool_n; i++)
-                if (!c->pool[i].active) {
-                    s = &c->pool[i];
+            for (j = 0; j < c->pool_n; j++)
+                if (!c->pool[j].active) {
+                    s = &c->pool[j];
                     break;
                 }
             if (s == NULL)
                 break;
-            lua_rawgeti(L, 2, next);
-            if (lua_type(L, -1) != LUA_TTABLE) {
+            lua_rawgeti(L, 2, i + 1);
+            rc = req_client(L, lua_gettop(L), c);
+            if (rc == NULL) {
                 detach_all(c);
-                return luaL_error(L, "cdnkit: request %d is not a table", next);
+                return luaL_error(L, "cdnkit: request %d: 'client' is not an open cdnkit client", i + 1);
             }
-            if (!setup_easy(L, c, s->easy, &s->x, -1, why, sizeof(why))) {
+            if (!setup_easy(L, rc, s->easy, &s->x, -1, why, sizeof(why))) {
                 detach_all(c);
                 return luaL_error(L, "cdnkit: %s", why);
             }
             lua_pop(L, 1);
-            curl_easy_setopt(s->easy, CURLOPT_PRIVATE, (void *)s);
-            if (curl_multi_add_handle(c->multi, s->easy) != CURLM_OK) {
+            if (curl_easy_setopt(s->easy, CURLOPT_PRIVATE, (void *)s) != CURLE_OK ||
+                curl_multi_add_handle(c->multi, s->easy) != CURLM_OK) {
                 detach_all(c);
                 return luaL_error(L, "cdnkit: curl_multi_add_handle failed");
             }
             s->active = 1;
-            s->idx = next++;
+            s->idx = i + 1;
+            pr[i].started = 1;
+            started++;
             running++;
+            if (g > 0)
+                grun[g]++;
         }
         if (curl_multi_perform(c->multi, &still) != CURLM_OK) {
             detach_all(c);
@@ -626,6 +702,7 @@ static int client_perform_many(lua_State *L)
         }
         while ((m = curl_multi_info_read(c->multi, &msgs)) != NULL) {
             slot *s = NULL;
+            int g;
             if (m->msg != CURLMSG_DONE)
                 continue;
             curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&s);
@@ -646,15 +723,18 @@ static int client_perform_many(lua_State *L)
                 lua_setfield(L, -2, "body");
             }
             lua_rawseti(L, results, s->idx);
+            g = pr[s->idx - 1].group;
+            if (g > 0)
+                grun[g]--;
             curl_multi_remove_handle(c->multi, s->easy);
             xfer_clear(&s->x);
             s->active = 0;
             running--;
             done++;
         }
-        if (done < n && (running > 0 || next <= n)) {
+        if (done < n) {
             if (running == 0) {
-                /* only pacing holds us back: sleep until the next slot */
+                /* only time holds us back: sleep until the next start is due */
                 struct timespec ts;
                 ts.tv_sec = wait_ms / 1000;
                 ts.tv_nsec = (wait_ms % 1000) * 1000000L;

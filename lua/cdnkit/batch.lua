@@ -1,14 +1,21 @@
--- cdnkit.batch: client:refresh{...} and client:prefetch{...}.  Splits the
--- work to the vendor's per-call limits (declared as `batch` in the API data),
--- de-duplicates, sends up to `concurrency` batches at once through the C
--- core's libcurl multi interface, paced to the vendor's documented request
--- rate, retries retryable failures with fresh signatures, and returns a report
--- in which every input URL is either in a successful batch or in `failed`.
+-- cdnkit.batch: client:refresh{...}, client:prefetch{...} and
+-- cdnkit.refresh({client, ...}, {...}).
+--
+-- Splits the work to each vendor's per-call limits (declared as `batch` in the
+-- API data), de-duplicates, and sends the batches of every vendor through one
+-- libcurl multi loop in the C core: at most `concurrency` batches in flight
+-- per vendor, each vendor paced by its own token bucket (documented request
+-- rate).  Retryable failures are resent in later rounds with fresh signatures
+-- (new nonce and timestamp), after backoff with full jitter.  The report
+-- accounts for every input URL: it is either in a successful batch or in
+-- `failed` together with its error.
 local core = require "cdnkit.core"
-local client = require "cdnkit.client"
 local validate = require "cdnkit.validate"
 local errors = require "cdnkit.errors"
 local retry = require "cdnkit.retry"
+local pace = require "cdnkit.pace"
+local paginate = require "cdnkit.paginate"
+local client_mod = require "cdnkit.client"
 
 local M = {}
 
@@ -41,39 +48,20 @@ local function dedupe(list, what, level)
   return out
 end
 
--- send a list of requests: libcurl multi, or the user's transport one by one
-local function send_all(self, st, reqs, conc, rate)
-  if not st.transport then return self:_perform_many(reqs, { concurrency = conc, rate = rate }) end
-  local res = {}
-  for i, req in ipairs(reqs) do
-    local ok, status, headers, body = pcall(st.transport, req)
-    if ok and status then
-      res[i] = { status = status, headers = headers or {}, body = body or "" }
-    else
-      local e = ok and headers or status
-      res[i] = { err = type(e) == "table" and e or { code = "http", message = tostring(e), sent = true } }
-    end
-  end
-  return res
-end
+local report_mt = {}
+report_mt.__index = report_mt
 
-local function run(self, jobs_by_kind, opts, level)
+-- Build one vendor's plan: validated batches, nothing sent.  Usage mistakes raise.
+local function plan(self, kinds, opts, level)
   local st = self:_state()
   local A = st.adapter
   local conc = opts.concurrency or 4
-  if type(conc) ~= "number" or conc < 1 or conc > 256 or conc ~= math.floor(conc) then
-    error("cdnkit: concurrency must be an integer from 1 to 256", level)
-  end
-  local rate = opts.rate
-  if rate == nil then rate = st.api.limits and st.api.limits.per_second end
-  if rate ~= nil and rate ~= false and (type(rate) ~= "number" or rate <= 0) then
-    error("cdnkit: rate must be a positive number of requests per second, or false", level)
+  if type(conc) ~= "number" or conc < 1 or conc > 64 or conc ~= math.floor(conc) then
+    error("cdnkit: concurrency must be an integer from 1 to 64", level)
   end
   local policy = opts.retry ~= nil and retry.policy(opts.retry) or st.retry
-
-  -- build and validate every batch first: a usage mistake sends nothing
   local jobs = {}
-  for _, kj in ipairs(jobs_by_kind) do
+  for _, kj in ipairs(kinds) do
     local kind, items = kj[1], kj[2]
     if #items > 0 then
       local a = find_batch(st.api, kind)
@@ -99,91 +87,270 @@ local function run(self, jobs_by_kind, opts, level)
       end
     end
   end
+  return {
+    client = self, st = st, A = A, jobs = jobs, conc = conc, policy = policy,
+    report = setmetatable({ vendor = A.name, client = self, ok = true, batches = #jobs, done = 0,
+                            failed = {}, task_ids = {}, results = {} }, report_mt),
+  }
+end
 
-  local report = { ok = true, batches = #jobs, done = 0, failed = {}, task_ids = {}, results = {} }
-  local pending = jobs
-  local t0 = core.monotime()
-  local round = 0
-  while #pending > 0 do
-    round = round + 1
-    local reqs = {}
-    for i, j in ipairs(pending) do
-      j.attempts = j.attempts + 1
-      j.req = A.build(self, st, j.action, j.flat, {})
-      reqs[i] = j.req
-    end
-    local results = send_all(self, st, reqs, conc, rate ~= false and rate or nil)
-    local again, wait = {}, 0
-    local clock_fixed = false
-    for i, j in ipairs(pending) do
-      local r = results[i]
-      local data, err
-      if r.err then
-        err = errors.new(A.name, j.action, {
-          code = r.err.code or "http", message = r.err.message or "transport error",
-          sent = r.err.sent,
-          retryable = r.err.code == "connect" or r.err.code == "timeout" or r.err.code == "http",
-        })
-        err.ambiguous = r.err.code ~= "connect" and r.err.sent ~= false
+-- send the requests of one round: one libcurl multi loop for every vendor
+-- without a Lua transport; vendors with a transport go one by one
+local function send_round(items)
+  local multi, multi_idx, total = {}, {}, 0
+  local results = {}
+  for i, it in ipairs(items) do
+    if it.group.st.transport then
+      local wait = (it.req.not_before or 0) - core.monotime()
+      if wait > 0 then it.group.st.sleep(wait) end
+      local ok, status, headers, body = pcall(it.group.st.transport, it.req)
+      if ok and status then
+        results[i] = { status = status, headers = headers or {}, body = body or "" }
       else
-        local e
-        data, e = A.parse(st, j.action, r.status, r.headers or {}, r.body or "", j.req)
-        if e then
-          err = errors.new(A.name, j.action, e)
-          if err.ambiguous == nil then err.ambiguous = r.status >= 500 end
-          if err.clock and not clock_fixed then
-            local d = r.headers and r.headers["date"]
-            local server = d and core.parse_http_date(d)
-            if server then
-              st.clock_offset = server - core.now()
-              clock_fixed = true
-            end
-          end
+        local e = ok and headers or status
+        results[i] = { err = type(e) == "table" and e or { code = "http", message = tostring(e), sent = true } }
+      end
+    else
+      multi[#multi + 1] = it.req
+      multi_idx[#multi_idx + 1] = i
+    end
+  end
+  if #multi > 0 then
+    local groups, runner = {}, nil
+    for _, it in ipairs(items) do
+      if not it.group.st.transport then
+        runner = runner or it.group.client
+        if not groups[it.req.group] then
+          groups[it.req.group] = it.group.conc
+          total = total + it.group.conc
         end
       end
+    end
+    local res = runner:_perform_many(multi, { concurrency = total, groups = groups })
+    for k, i in ipairs(multi_idx) do results[i] = res[k] end
+  end
+  return results
+end
+
+local function outcome(group, job, r)
+  local A, st = group.A, group.st
+  if r.err then
+    local err = errors.new(A.name, job.action, {
+      code = r.err.code or "http", message = r.err.message or "transport error",
+      sent = r.err.sent,
+      retryable = r.err.code == "connect" or r.err.code == "timeout" or r.err.code == "http",
+    })
+    err.ambiguous = r.err.code ~= "connect" and r.err.sent ~= false
+    return nil, err
+  end
+  local data, e = A.parse(st, job.action, r.status, r.headers or {}, r.body or "", job.req)
+  if not e then return data end
+  local err = errors.new(A.name, job.action, e)
+  if err.ambiguous == nil then err.ambiguous = r.status >= 500 end
+  if err.clock then
+    local d = r.headers and r.headers["date"]
+    local server = d and core.parse_http_date(d)
+    if server then st.clock_offset = server - core.now() end
+  end
+  return nil, err
+end
+
+-- Run the plans of one or more vendors to the end; fills each plan's report.
+local function execute(groups)
+  local pending = {}
+  for gi, g in ipairs(groups) do
+    for _, j in ipairs(g.jobs) do pending[#pending + 1] = { group = g, gi = gi, job = j } end
+  end
+  local t0 = core.monotime()
+  local rounds = 0
+  while #pending > 0 do
+    rounds = rounds + 1
+    for _, it in ipairs(pending) do
+      local g, j = it.group, it.job
+      j.attempts = j.attempts + 1
+      j.req = g.A.build(g.client, g.st, j.action, j.flat, {})
+      local b = pace.bucket(g.st, j.action)
+      it.req = j.req
+      j.req.group = it.gi
+      j.req.client = g.client
+      j.req.not_before = b and pace.take(b) or nil
+    end
+    local results = send_round(pending)
+    local again, wait = {}, 0
+    for i, it in ipairs(pending) do
+      local g, j = it.group, it.job
+      local rep = g.report
+      local data, err = outcome(g, j, results[i])
       if data ~= nil then
-        report.done = report.done + #j.urls
-        local ids = A.task_ids(j.kind, data)
-        for _, id in ipairs(ids) do report.task_ids[#report.task_ids + 1] = id end
-        report.results[#report.results + 1] = { kind = j.kind, urls = j.urls, task_ids = ids }
+        rep.done = rep.done + #j.urls
+        local ids = g.A.task_ids(j.kind, data)
+        for _, id in ipairs(ids) do rep.task_ids[#rep.task_ids + 1] = id end
+        rep.results[#rep.results + 1] = { kind = j.kind, urls = j.urls, task_ids = ids }
       else
         err.attempts = j.attempts
-        if retry.should_retry(policy, err, j.attempts, j.idempotent, t0) then
-          again[#again + 1] = j
-          local w = retry.backoff(policy, j.attempts)
+        if retry.should_retry(g.policy, err, j.attempts, j.idempotent, t0) then
+          again[#again + 1] = it
+          local w = err.clock and 0 or retry.backoff(g.policy, j.attempts)
           if w > wait then wait = w end
         else
-          report.ok = false
-          report.failed[#report.failed + 1] = { kind = j.kind, urls = j.urls, err = err }
+          rep.ok = false
+          rep.failed[#rep.failed + 1] = { kind = j.kind, urls = j.urls, err = err }
         end
       end
+      j.req = nil
     end
     pending = again
-    if #pending > 0 and wait > 0 then st.sleep(wait) end
+    if #pending > 0 and wait > 0 then pending[1].group.st.sleep(wait) end
   end
-  report.rounds = round
-  return report
+  for _, g in ipairs(groups) do g.report.rounds = rounds end
 end
+
+---------------------------------------------------------------------------
+-- report:wait{ timeout = seconds (300), interval = seconds (5) }
+-- Polls the vendor's task-status API (declared in the adapter as
+-- `task_status`) until every task is done or failed, or the timeout passes.
+-- Returns a summary { complete = bool, done = {ids}, failed = {ids},
+-- running = {ids}, untracked = n (batches the vendor gave no task id for),
+-- timed_out = bool, errors = {err, ...} } and stores per-task states in
+-- report.tasks.
+local function task_state(spec, items)
+  if type(items) ~= "table" or #items == 0 then return "running" end
+  local any_running = false
+  for _, it in ipairs(items) do
+    local v = it[spec.field]
+    if spec.failed and spec.failed[v] then return "failed" end
+    if spec.failed_below and tonumber(v) and tonumber(v) < spec.failed_below then return "failed" end
+    if not (spec.done and spec.done[v]) then any_running = true end
+  end
+  return any_running and "running" or "done"
+end
+
+function report_mt:wait(opts)
+  opts = opts or {}
+  local timeout = opts.timeout or 300
+  local interval = opts.interval or 5
+  local self_client = self.client
+  local st = self_client:_state()
+  local A = st.adapter
+  self.tasks = self.tasks or {}
+  local todo, untracked = {}, 0
+  for _, r in ipairs(self.results) do
+    if #r.task_ids == 0 then untracked = untracked + 1 end
+    for _, id in ipairs(r.task_ids) do
+      if self.tasks[id] ~= "done" and self.tasks[id] ~= "failed" then
+        todo[#todo + 1] = { id = id, kind = r.kind }
+      end
+    end
+  end
+  local deadline = core.monotime() + timeout
+  local errs = {}
+  while true do
+    local still = {}
+    for _, t in ipairs(todo) do
+      local spec = A.task_status and (A.task_status[t.kind] or A.task_status.default)
+      if not spec then
+        error("cdnkit." .. A.name .. ": no task-status API is declared for " .. t.kind, 2)
+      end
+      local params = {}
+      for k, v in pairs(spec.params or {}) do params[k] = v end
+      params[spec.id_param] = t.id
+      local a = st.api_index[spec.action]
+      local flat = assert(validate.check(st.api, a, params, A.list_form))
+      local data, err = client_mod.invoke(self_client, spec.action, flat, true)
+      if data == nil then
+        errs[#errs + 1] = err
+        still[#still + 1] = t
+      else
+        local s = task_state(spec, paginate.dig(data, spec.items))
+        self.tasks[t.id] = s
+        if s == "running" then still[#still + 1] = t end
+      end
+    end
+    todo = still
+    if #todo == 0 or core.monotime() + interval > deadline then break end
+    st.sleep(interval)
+  end
+  local sum = { done = {}, failed = {}, running = {}, untracked = untracked, errors = errs }
+  for id, s in pairs(self.tasks) do table.insert(sum[s], id) end
+  for _, k in ipairs { "done", "failed", "running" } do table.sort(sum[k]) end
+  sum.timed_out = #todo > 0
+  sum.complete = #todo == 0 and #sum.failed == 0
+  return sum
+end
+
+---------------------------------------------------------------------------
 
 local function check_opts(opts, level)
   if type(opts) ~= "table" then error("cdnkit: options table expected", level) end
+  for k in pairs(opts) do
+    if k ~= "urls" and k ~= "dirs" and k ~= "concurrency" and k ~= "batch_size" and k ~= "retry" then
+      error("cdnkit: unknown option '" .. tostring(k) .. "' (urls, dirs, concurrency, batch_size, retry)", level)
+    end
+  end
+end
+
+local function refresh_kinds(opts, level)
+  local urls = dedupe(opts.urls, "urls", level)
+  local dirs = dedupe(opts.dirs, "dirs", level)
+  if #urls == 0 and #dirs == 0 then error("cdnkit: refresh needs urls or dirs", level) end
+  return { { "refresh_url", urls }, { "refresh_dir", dirs } }
 end
 
 function M.install(methods, A)
   function methods.refresh(self, opts)
     check_opts(opts, 2)
-    local urls = dedupe(opts.urls, "urls", 2)
-    local dirs = dedupe(opts.dirs, "dirs", 2)
-    if #urls == 0 and #dirs == 0 then error("cdnkit: refresh needs urls or dirs", 2) end
-    return run(self, { { "refresh_url", urls }, { "refresh_dir", dirs } }, opts, 3)
+    local g = plan(self, refresh_kinds(opts, 3), opts, 2)
+    execute { g }
+    return g.report
   end
 
   function methods.prefetch(self, opts)
     check_opts(opts, 2)
+    if opts.dirs ~= nil then error("cdnkit: prefetch takes urls only", 2) end
     local urls = dedupe(opts.urls, "urls", 2)
     if #urls == 0 then error("cdnkit: prefetch needs urls", 2) end
-    return run(self, { { "prefetch", urls } }, opts, 3)
+    local g = plan(self, { { "prefetch", urls } }, opts, 2)
+    execute { g }
+    return g.report
   end
+end
+
+local multi_mt = {}
+multi_mt.__index = multi_mt
+
+--- cdnkit.refresh({ c1, c2, ... }, { urls =, dirs =, concurrency =, ... }):
+-- the same purge on several vendors at once; returns { ok =, [i] = report }.
+function M.refresh_all(clients, opts, level)
+  level = (level or 1) + 1
+  if type(clients) ~= "table" or #clients == 0 then
+    error("cdnkit.refresh: a non-empty array of clients expected", level)
+  end
+  check_opts(opts, level)
+  local kinds = refresh_kinds(opts, level)
+  local groups = {}
+  for i, c in ipairs(clients) do
+    if type(c) ~= "userdata" or not pcall(function() return c:_state() end) then
+      error("cdnkit.refresh: clients[" .. i .. "] is not a cdnkit client", level)
+    end
+    groups[i] = plan(c, kinds, opts, level)
+  end
+  execute(groups)
+  local out = setmetatable({ ok = true }, multi_mt)
+  for i, g in ipairs(groups) do
+    out[i] = g.report
+    if not g.report.ok then out.ok = false end
+  end
+  return out
+end
+
+--- wait for every vendor's tasks; returns the summaries, and true when all complete
+function multi_mt:wait(opts)
+  local all, sums = true, {}
+  for i, r in ipairs(self) do
+    sums[i] = r:wait(opts)
+    if not sums[i].complete then all = false end
+  end
+  return all, sums
 end
 
 return M

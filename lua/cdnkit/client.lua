@@ -6,6 +6,7 @@ local core = require "cdnkit.core"
 local validate = require "cdnkit.validate"
 local errors = require "cdnkit.errors"
 local retry = require "cdnkit.retry"
+local pace = require "cdnkit.pace"
 
 local M = {}
 local VERSION = core.VERSION
@@ -65,6 +66,11 @@ end
 -- one signed request -> result | nil, err
 local function attempt(self, st, action, flat, opts)
   local A = st.adapter
+  local b = pace.bucket(st, action)
+  if b then
+    local w = pace.take(b) - core.monotime()
+    if w > 0 then st.sleep(w) end
+  end
   local req = A.build(self, st, action, flat, opts or {})
   trace(st, { event = "request", vendor = A.name, action = action, request = redact_req(req) })
   local status, headers, body = send(self, st, req)
@@ -253,7 +259,7 @@ end
 local COMMON = {
   endpoint = true, method = true, timeout = true, connect_timeout = true, proxy = true,
   ca_file = true, verify_tls = true, user_agent = true, retry = true, transport = true,
-  trace = true, max_body = true,
+  trace = true, max_body = true, rate = true,
 }
 
 --- Create a client of adapter A from the user's options.
@@ -276,6 +282,9 @@ function M.new(A, opts, level)
     error("cdnkit." .. A.name .. ": option 'endpoint' must be scheme://host[:port] without a path, got '"
       .. tostring(endpoint) .. "'", level)
   end
+  if opts.rate ~= nil and opts.rate ~= false and (type(opts.rate) ~= "number" or opts.rate <= 0) then
+    error("cdnkit." .. A.name .. ": option 'rate' must be requests per second (> 0) or false", level)
+  end
   for _, f in ipairs { "transport", "trace" } do
     if opts[f] ~= nil and type(opts[f]) ~= "function" then
       error("cdnkit." .. A.name .. ": option '" .. f .. "' must be a function", level)
@@ -293,6 +302,7 @@ function M.new(A, opts, level)
     endpoint = endpoint, method = method,
     transport = opts.transport, trace = opts.trace,
     retry = retry.policy(opts.retry), sleep = sleeper(), clock_offset = 0,
+    rate = opts.rate,
     options = opts,
   }
   A.init(st, opts)

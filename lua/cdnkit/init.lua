@@ -38,6 +38,13 @@ for _, name in ipairs(VENDORS) do
   end
 end
 
+--- The same purge on several vendors at once (multi-CDN):
+--   local r = cdnkit.refresh({ ali, qc }, { urls = {...}, dirs = {...} })
+--   r.ok, r[1] (Alibaba's report), r[2] (Tencent's); r:wait{ timeout = 600 }
+function M.refresh(clients, opts)
+  return require("cdnkit.batch").refresh_all(clients, opts, 2)
+end
+
 --- The API data of a vendor (read-only use): actions, parameters, limits.
 function M.api(name)
   return adapter(name).api

@@ -136,6 +136,14 @@ function A.batch_params(kind, items)
   return "RefreshObjectCaches", { ObjectPath = items, ObjectType = "File" }
 end
 
+-- report:wait() polls this (data, not code): one query per task id
+A.task_status = {
+  default = {
+    action = "DescribeRefreshTasks", id_param = "TaskId", items = "Tasks.CDNTask",
+    field = "Status", done = { Complete = true }, failed = { Failed = true },
+  },
+}
+
 function A.task_ids(kind, data)
   local s = data.RefreshTaskId or data.PushTaskId
   local t = {}

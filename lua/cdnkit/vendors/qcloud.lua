@@ -131,6 +131,22 @@ function A.batch_params(kind, items)
   return "RefreshCdnUrl", { urls = items }
 end
 
+-- report:wait() polls these (data, not code): one query per task id.
+-- GetCdnRefreshLog status: 1 done, 0 running, < 0 failed;
+-- GetPushLogs status: init | queue | process | done | fail.
+local refresh_log = {
+  action = "GetCdnRefreshLog", id_param = "taskId", items = "data.logs",
+  field = "status", done = { [1] = true }, failed_below = 0,
+}
+A.task_status = {
+  refresh_url = refresh_log,
+  refresh_dir = refresh_log,
+  prefetch = {
+    action = "GetPushLogs", id_param = "taskId", items = "data.logs",
+    field = "status", done = { done = true }, failed = { fail = true },
+  },
+}
+
 function A.task_ids(kind, data)
   local d = type(data.data) == "table" and data.data or {}
   local t = {}
