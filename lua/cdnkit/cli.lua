@@ -1,0 +1,219 @@
+-- cdnkit.cli: the `cdnkit` command.
+--   cdnkit <vendor> <Action> [--Param value ...] [--all] [--json] [--endpoint URL]
+--   cdnkit <vendor> help [Action]
+--   cdnkit help
+-- Credentials come from the environment (see README).  Flags are generated
+-- from the API data: a list parameter repeats its flag (--urls a --urls b),
+-- a JSON parameter takes JSON text.  Exit status: 0 ok, 1 runtime failure,
+-- 2 usage mistake.
+local cdnkit = require "cdnkit"
+local core = require "cdnkit.core"
+
+local M = {}
+
+local function usage_error(msg)
+  error({ usage = msg }, 0)
+end
+
+local function pretty(v, indent, out)
+  indent = indent or ""
+  if type(v) ~= "table" then
+    if v == core.null then out[#out + 1] = "null"
+    elseif type(v) == "string" then out[#out + 1] = string.format("%q", v)
+    else out[#out + 1] = tostring(v) end
+    return
+  end
+  local keys, n = {}, #v
+  for k in pairs(v) do
+    if not (type(k) == "number" and k >= 1 and k <= n and k == math.floor(k)) then keys[#keys + 1] = k end
+  end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  if n == 0 and #keys == 0 then
+    out[#out + 1] = getmetatable(v) == core.array_mt and "[]" or "{}"
+    return
+  end
+  out[#out + 1] = "{\n"
+  local inner = indent .. "  "
+  for i = 1, n do
+    out[#out + 1] = inner
+    pretty(v[i], inner, out)
+    out[#out + 1] = ",\n"
+  end
+  for _, k in ipairs(keys) do
+    out[#out + 1] = inner .. tostring(k) .. " = "
+    pretty(v[k], inner, out)
+    out[#out + 1] = ",\n"
+  end
+  out[#out + 1] = indent .. "}"
+end
+
+function M.format(v, as_json)
+  if as_json then return core.json_encode(v) end
+  local out = {}
+  pretty(v, "", out)
+  return table.concat(out)
+end
+
+local function convert(p, s, action)
+  local t = p[2]
+  if t == "integer" or t == "number" or (t == "list" and p.item == "integer") then
+    local n = tonumber(s)
+    if not n then usage_error(("--%s: a number expected, got '%s'"):format(p[1], s)) end
+    return n
+  elseif t == "json" then
+    local v, err = core.json_decode(s)
+    if v == nil then usage_error(("--%s: JSON expected (%s)"):format(p[1], tostring(err))) end
+    return v
+  end
+  return s
+end
+
+local function parse_params(c, action, args, i)
+  local h = c:help(action)
+  local byname = {}
+  for _, p in ipairs(cdnkit.api(c:vendor()).actions) do
+    if p.name == action then
+      for _, q in ipairs(p.params or {}) do byname[q[1]] = q end
+    end
+  end
+  local params, flags = {}, {}
+  while i <= #args do
+    local a = args[i]
+    if a == "--all" or a == "--json" then
+      flags[a:sub(3)] = true
+      i = i + 1
+    elseif a:match("^%-%-") then
+      local name, inline = a:match("^%-%-([^=]+)=(.*)$")
+      name = name or a:sub(3)
+      local value = inline
+      if value == nil then
+        value = args[i + 1]
+        i = i + 1
+      end
+      i = i + 1
+      if name == "endpoint" or name == "method" then
+        flags[name] = value
+      else
+        local p = byname[name]
+        if not p then
+          usage_error(("%s has no parameter --%s (cdnkit %s help %s)"):format(action, name, c:vendor(), action))
+        end
+        if value == nil then usage_error("--" .. name .. " needs a value") end
+        local v = convert(p, value, action)
+        if p[2] == "list" then
+          params[name] = params[name] or {}
+          table.insert(params[name], v)
+        else
+          params[name] = v
+        end
+      end
+    else
+      usage_error("unexpected argument '" .. a .. "'")
+    end
+  end
+  return params, flags, h
+end
+
+local function print_help(vendor, action, write)
+  if not action then
+    local api = cdnkit.api(vendor)
+    write(("%s (%s, API %s): %d actions\n\n"):format(vendor, api.title, api.api_version, #api.actions))
+    local names = {}
+    for _, a in ipairs(api.actions) do names[#names + 1] = a end
+    table.sort(names, function(x, y) return x.name < y.name end)
+    for _, a in ipairs(names) do
+      write(("  %-40s %s\n"):format(a.name, a.doc or ""))
+    end
+    return
+  end
+  local api = cdnkit.api(vendor)
+  local a
+  for _, x in ipairs(api.actions) do if x.name == action then a = x end end
+  if not a then usage_error(vendor .. " has no action " .. action) end
+  write(("%s %s - %s\n"):format(vendor, a.name, a.doc or ""))
+  if a.ref then write(("  documented at %s\n"):format(a.ref)) end
+  if a.one_of then write(("  one of: %s\n"):format(table.concat(a.one_of, ", "))) end
+  if a.paginate then write("  paginated: --all fetches every page\n") end
+  for _, p in ipairs(a.params or {}) do
+    local extra = {}
+    if p.enum then
+      local e = {}
+      for i, v in ipairs(p.enum) do e[i] = tostring(v) end
+      extra[#extra + 1] = "one of " .. table.concat(e, "|")
+    end
+    if p.format then extra[#extra + 1] = p.format end
+    if p.max_items then extra[#extra + 1] = "max " .. p.max_items .. " items" end
+    if p.min or p.max then extra[#extra + 1] = ("%s..%s"):format(p.min or "", p.max or "") end
+    write(("  --%-24s %-8s %s%s%s\n"):format(p[1], p[2], p.required and "required. " or "",
+      p.doc or "", #extra > 0 and (" [" .. table.concat(extra, "; ") .. "]") or ""))
+  end
+end
+
+--- Run the CLI with `args`; returns the exit status.
+function M.main(args, write, ewrite)
+  write = write or io.write
+  ewrite = ewrite or function(s) io.stderr:write(s) end
+  local ok, status = pcall(function()
+    local vendor, action = args[1], args[2]
+    if vendor == nil or vendor == "help" or vendor == "--help" or vendor == "-h" then
+      write("usage: cdnkit <vendor> <Action> [--Param value ...] [--all] [--json] [--endpoint URL]\n" ..
+            "       cdnkit <vendor> help [Action]\n\nvendors: " .. table.concat(cdnkit.vendors(), ", ") .. "\n")
+      return 0
+    end
+    local known = false
+    for _, v in ipairs(cdnkit.vendors()) do if v == vendor then known = true end end
+    if not known then usage_error("unknown vendor '" .. vendor .. "' (" .. table.concat(cdnkit.vendors(), ", ") .. ")") end
+    if action == nil or action == "help" then
+      print_help(vendor, args[3], write)
+      return 0
+    end
+    -- endpoint/method flags are needed before the client exists
+    local pre = {}
+    for i = 3, #args do
+      local k, v = args[i]:match("^%-%-(endpoint)=(.*)$")
+      if k then pre.endpoint = v end
+      if args[i] == "--endpoint" then pre.endpoint = args[i + 1] end
+      if args[i] == "--method" then pre.method = args[i + 1] end
+    end
+    local okc, c = pcall(cdnkit[vendor], { endpoint = pre.endpoint, method = pre.method })
+    if not okc then usage_error(tostring(c)) end
+    local okp, params, flags = pcall(parse_params, c, action, args, 3)
+    if not okp then
+      if type(params) == "table" then error(params, 0) end
+      usage_error(tostring(params))
+    end
+    if flags.all then
+      local items = setmetatable({}, core.array_mt)
+      local okr, err = pcall(function()
+        for it in c:each(action, params) do items[#items + 1] = it end
+      end)
+      if not okr then
+        if type(err) == "table" and err.code then
+          ewrite("cdnkit: " .. tostring(err) .. "\n")
+          return 1
+        end
+        usage_error(tostring(err))
+      end
+      write(M.format(items, flags.json) .. "\n")
+      return 0
+    end
+    local okr, res, err = pcall(c[action], c, params)
+    if not okr then usage_error(tostring(res)) end
+    if res == nil then
+      ewrite("cdnkit: " .. tostring(err) .. "\n")
+      return 1
+    end
+    write(M.format(res, flags.json) .. "\n")
+    c:close()
+    return 0
+  end)
+  if ok then return status end
+  if type(status) == "table" and status.usage then
+    ewrite("cdnkit: " .. status.usage .. "\n")
+    return 2
+  end
+  ewrite("cdnkit: " .. tostring(status) .. "\n")
+  return 1
+end
+
+return M

@@ -1,0 +1,67 @@
+-- The `cdnkit` command, run as a separate process against the emulators.
+local emu = require "emu"
+local core = require "cdnkit.core"
+
+local cpath = os.getenv("CDNKIT_CPATH") or "build/5.4/?.so"
+local interp = cpath:find("5.1", 1, true) and "luajit" or "lua5.4"
+
+local function run(env, args)
+  local out = os.tmpname()
+  local err = os.tmpname()
+  local cmd = ("env %s LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s;;' %s bin/cdnkit %s >%s 2>%s")
+    :format(env, cpath, interp, args, out, err)
+  local ok, _, code = os.execute(cmd)
+  if type(ok) == "number" then code = ok / 256 end -- Lua 5.1
+  local f = io.open(out); local o = f:read("*a"); f:close()
+  f = io.open(err); local e = f:read("*a"); f:close()
+  os.remove(out); os.remove(err)
+  return code, o, e
+end
+
+describe("cdnkit command", function()
+  local ea, eq
+  local aenv = "ALIBABA_CLOUD_ACCESS_KEY_ID=testid ALIBABA_CLOUD_ACCESS_KEY_SECRET=testsecret"
+  local qenv = "TENCENTCLOUD_SECRET_ID=AKIDtest TENCENTCLOUD_SECRET_KEY=testkey"
+  setup(function()
+    ea = emu.start("aliyun", {})
+    eq = emu.start("qcloud", {})
+  end)
+  teardown(function() ea:stop(); eq:stop() end)
+
+  it("calls an action and prints JSON", function()
+    local code, out = run(aenv, "aliyun DescribeCdnService --json --endpoint " .. ea.url)
+    assert.equal(0, code)
+    local v = core.json_decode(out)
+    assert.is_string(v.RequestId)
+  end)
+  it("repeats list flags and fetches every page with --all", function()
+    local code, out = run(qenv, "qcloud DescribeCdnHosts --all --json --limit 50 --endpoint " .. eq.url)
+    assert.equal(0, code)
+    assert.equal(57, #core.json_decode(out))
+    code = run(qenv, ("qcloud RefreshCdnUrl --urls http://a.com/1 --urls http://a.com/2 --endpoint %s"):format(eq.url))
+    assert.equal(0, code)
+  end)
+  it("prints help from the API data", function()
+    local code, out = run("", "qcloud help RefreshCdnUrl")
+    assert.equal(0, code)
+    assert.truthy(out:find("--urls", 1, true))
+    assert.truthy(out:find("max 1000 items", 1, true))
+  end)
+  it("exits 2 on usage mistakes, naming the parameter", function()
+    local code, _, err = run(qenv, "qcloud RefreshCdnUrl --urls www.a.com --endpoint " .. eq.url)
+    assert.equal(2, code)
+    assert.truthy(err:find("'urls'", 1, true))
+    code, _, err = run(qenv, "qcloud RefreshCdnUrl --nope 1 --endpoint " .. eq.url)
+    assert.equal(2, code)
+    assert.truthy(err:find("--nope", 1, true))
+    code = run("", "nosuchvendor X")
+    assert.equal(2, code)
+  end)
+  it("exits 1 on runtime failures with the structured error", function()
+    local code, _, err = run("ALIBABA_CLOUD_ACCESS_KEY_ID=testid ALIBABA_CLOUD_ACCESS_KEY_SECRET=bad",
+      "aliyun DescribeCdnService --endpoint " .. ea.url)
+    assert.equal(1, code)
+    assert.truthy(err:find("SignatureDoesNotMatch", 1, true))
+    assert.falsy(err:find("bad", 1, true) and err:find("=bad", 1, true))
+  end)
+end)
