@@ -27,7 +27,7 @@ JIT_SO  = build/5.1/cdnkit/core.so
 JIT_INC = /usr/include/luajit-2.1
 
 DEBS = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-busted \
-       pkg-config gcc make valgrind python3 ca-certificates binutils locales \
+       pkg-config gcc make valgrind python3 ca-certificates binutils locales luarocks \
        luajit2 libluajit2-5.1-dev
 
 .PHONY: all deps check test demo sanitize valgrind bench install uninstall clean help luajit
@@ -80,7 +80,7 @@ test: $(SO)
 	@CDNKIT_CPATH="$(BUILD)/?.so" LUA=$(LUA) sh spec/run.sh
 
 check: deps $(SO) $(JIT_SO)
-	@CDNKIT_CPATH="$(BUILD)/?.so" LUA=$(LUA) SANITIZE=1 VALGRIND=1 LUAJIT=1 sh spec/run.sh
+	@CDNKIT_CPATH="$(BUILD)/?.so" LUA=$(LUA) SANITIZE=1 VALGRIND=1 LUAJIT=1 PACKAGING=1 sh spec/run.sh
 
 luajit: deps $(JIT_SO)
 

@@ -79,6 +79,32 @@ if [ "${SANITIZE:-0}" = 1 ] || [ "${ASAN:-0}" = 1 ]; then
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 CDNKIT_SLOW_OK=1
 fi
 
+if [ "${PACKAGING:-0}" = 1 ]; then
+  echo "== packaging"
+  # luarocks make from this checkout, offline, into a scratch tree
+  tree=$(mktemp -d)
+  if luarocks --lua-version 5.4 make --tree "$tree" cdnkit-scm-1.rockspec >"$tree.log" 2>&1 &&
+     LUA_PATH="$tree/share/lua/5.4/?.lua;$tree/share/lua/5.4/?/init.lua;;" \
+     LUA_CPATH="$tree/lib/lua/5.4/?.so;;" \
+     lua5.4 -e 'local c = require "cdnkit"; assert(#c.api("aliyun").actions == 73)'; then
+    echo "luarocks make: ok"; passed=$((passed + 1))
+  else
+    echo "luarocks make: FAILED"; cat "$tree.log"; failed=$((failed + 1)); rc=1
+  fi
+  rm -rf "$tree" "$tree.log"
+  # make install into a DESTDIR
+  dest=$(mktemp -d)
+  if make -s install DESTDIR="$dest" PREFIX=/usr/local >/dev/null &&
+     LUA_PATH="$dest/usr/local/share/lua/5.4/?.lua;$dest/usr/local/share/lua/5.4/?/init.lua;;" \
+     LUA_CPATH="$dest/usr/local/lib/lua/5.4/?.so;;" \
+     lua5.4 "$dest/usr/local/bin/cdnkit" qcloud help RefreshCdnUrl >/dev/null; then
+    echo "make install: ok"; passed=$((passed + 1))
+  else
+    echo "make install: FAILED"; failed=$((failed + 1)); rc=1
+  fi
+  rm -rf "$dest"
+fi
+
 if [ "${VALGRIND:-0}" = 1 ]; then
   echo "== valgrind"
   if CDNKIT_CPATH="${CDNKIT_CPATH:-build/5.4/?.so}" LUA="$LUA" sh spec/valgrind.sh; then
