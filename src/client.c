@@ -634,7 +634,7 @@ static int client_perform_many(lua_State *L)
     t0 = mono_now();
 
     while (done < n) {
-        int still = 0, msgs = 0;
+        int still = 0, msgs = 0, completed = 0;
         long wait_ms = 1000;
         double now = mono_now();
         CURLMsg *m;
@@ -731,8 +731,10 @@ static int client_perform_many(lua_State *L)
             s->active = 0;
             running--;
             done++;
+            completed++;
         }
-        if (done < n) {
+        /* something finished: go round at once to start what it unblocked */
+        if (done < n && completed == 0) {
             if (running == 0) {
                 /* only time holds us back: sleep until the next start is due */
                 struct timespec ts;
