@@ -39,6 +39,11 @@ print(("  refresh: %d URLs/dirs in %d calls, task ids %s, %s"):format(
   report.done, report.batches, table.concat(report.task_ids, ","),
   report.ok and "all accepted" or (#report.failed .. " batches failed")))
 
+-- when has the purge taken effect?  poll the task API until every task is done
+local status = report:wait { timeout = 30, interval = 0.5 }
+print(("  tasks: %d done, %d failed, %d still running%s"):format(#status.done, #status.failed,
+  #status.running, status.complete and " - purge complete" or ""))
+
 local quota, qerr = ali:DescribeRefreshQuota {}
 if quota then
   print(("  refresh quota left today: %s URLs, %s dirs"):format(quota.UrlRemain, quota.DirRemain))
