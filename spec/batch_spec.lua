@@ -133,6 +133,21 @@ describe("batch", function()
     ali:close(); qc:close()
   end)
 
+  it("checks the vendor's quota first when asked, sending nothing if it cannot take the work", function()
+    local ali = emu.client(ea)
+    local report, err = ali:refresh { urls = urls_of(2500), check_quota = true }
+    assert.is_nil(report)
+    assert.equal("quota", err.code)
+    assert.equal(1996, err.remaining)
+    assert.equal(1, ea:stats().requests)
+    assert.equal(0, #ea:stats().refreshed_urls)
+    report = ali:refresh { urls = urls_of(100), check_quota = true }
+    assert.is_true(report.ok)
+    local qc = emu.client(eq)
+    assert.has_error(function() qc:refresh { urls = urls_of(1), check_quota = true } end)
+    ali:close(); qc:close()
+  end)
+
   it("prefetch uses the vendor's prefetch API and limits", function()
     local qc = emu.client(eq)
     local report = qc:prefetch { urls = urls_of(45) }

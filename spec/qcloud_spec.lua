@@ -213,6 +213,47 @@ describe("qcloud", function()
     end)
   end)
 
+  describe("error classification", function()
+    local A = require "cdnkit.vendors.qcloud"
+    local function parse(body)
+      local _, e = A.parse({}, "RefreshCdnUrl", 200, {}, body)
+      return e
+    end
+    it("module code from the message, codeDesc string or number", function()
+      local e = parse('{"code":4000,"message":"(22043)too many urls","codeDesc":22043}')
+      assert.equal(22043, e.code)
+      assert.equal(4000, e.vendor_code)
+      assert.equal(22043, e.code_desc)
+      e = parse('{"code":4100,"message":"signature error","codeDesc":"AuthFailure"}')
+      assert.equal(4100, e.code)
+    end)
+    it("throttling and transient codes are retryable; daily quotas are not", function()
+      assert.is_true(parse('{"code":4400,"message":"(9163)too frequent","codeDesc":"9163"}').retryable)
+      assert.is_true(parse('{"code":4400,"message":"(22063)too frequent","codeDesc":"22063"}').retryable)
+      assert.is_true(parse('{"code":6000,"message":"internal error","codeDesc":"InternalError"}').retryable)
+      assert.is_false(parse('{"code":4400,"message":"(22044)daily quota","codeDesc":"22044"}').retryable)
+      assert.is_false(parse('{"code":4400,"message":"(23101)prefetch quota","codeDesc":"23101"}').retryable)
+      assert.is_false(parse('{"code":4000,"message":"(9107)bad host","codeDesc":"9107"}').retryable)
+    end)
+    it("never crashes on a body that is not the envelope", function()
+      for _, b in ipairs { "", "[]", "null", '{"code":"x"}', "<html>", '{"code":0' } do
+        local _, e = A.parse({}, "X", 200, {}, b)
+        assert.equal("json", e.code)
+      end
+    end)
+  end)
+
+  describe("call()", function()
+    it("signs names-only actions the same way (the emulator checks the signature first)", function()
+      local api = cdnkit.api("qcloud")
+      assert.is_true(#api.names_only > 0)
+      local res, err = qc:call(api.names_only[1], { host = "a.com" })
+      assert.is_nil(res)
+      assert.equal(4000, err.vendor_code) -- unknown to the emulator, but authenticated
+      assert.equal(0, e:stats().signature_failures)
+    end)
+  end)
+
   describe("pagination and refresh", function()
     it("each() walks every host with offset/limit", function()
       local n = 0

@@ -280,13 +280,41 @@ end
 
 ---------------------------------------------------------------------------
 
+local OPTS = { urls = true, dirs = true, concurrency = true, batch_size = true, retry = true,
+               check_quota = true }
+
 local function check_opts(opts, level)
   if type(opts) ~= "table" then error("cdnkit: options table expected", level) end
   for k in pairs(opts) do
-    if k ~= "urls" and k ~= "dirs" and k ~= "concurrency" and k ~= "batch_size" and k ~= "retry" then
-      error("cdnkit: unknown option '" .. tostring(k) .. "' (urls, dirs, concurrency, batch_size, retry)", level)
+    if not OPTS[k] then
+      error("cdnkit: unknown option '" .. tostring(k) ..
+        "' (urls, dirs, concurrency, batch_size, retry, check_quota)", level)
     end
   end
+end
+
+-- check_quota = true: ask the vendor's quota API (declared in the adapter as
+-- `quota`) before sending; nil, err (code "quota") when today's remaining
+-- quota cannot take the work.  Vendors without a quota API raise.
+local function check_quota(g, kinds, level)
+  local A, st = g.A, g.st
+  local q = A.quota
+  if not q then error("cdnkit." .. A.name .. ": the vendor has no quota API to check", level) end
+  local data, err = client_mod.invoke(g.client, q.action, {}, true)
+  if not data then return nil, err end
+  for _, kj in ipairs(kinds) do
+    local kind, n = kj[1], #kj[2]
+    local field = q.remain[kind]
+    local left = field and tonumber(paginate.dig(data, field))
+    if n > 0 and left and n > left then
+      return nil, errors.new(A.name, q.action, {
+        code = "quota", retryable = false, kind = kind, needed = n, remaining = left,
+        message = ("%d %s needed, %d left in today's quota; nothing was sent")
+          :format(n, kind:gsub("_", " "), left),
+      })
+    end
+  end
+  return true
 end
 
 local function refresh_kinds(opts, level)
@@ -299,7 +327,12 @@ end
 function M.install(methods, A)
   function methods.refresh(self, opts)
     check_opts(opts, 2)
-    local g = plan(self, refresh_kinds(opts, 3), opts, 2)
+    local kinds = refresh_kinds(opts, 3)
+    local g = plan(self, kinds, opts, 2)
+    if opts.check_quota then
+      local ok, err = check_quota(g, kinds, 2)
+      if not ok then return nil, err end
+    end
     execute { g }
     return g.report
   end
@@ -309,7 +342,12 @@ function M.install(methods, A)
     if opts.dirs ~= nil then error("cdnkit: prefetch takes urls only", 2) end
     local urls = dedupe(opts.urls, "urls", 2)
     if #urls == 0 then error("cdnkit: prefetch needs urls", 2) end
-    local g = plan(self, { { "prefetch", urls } }, opts, 2)
+    local kinds = { { "prefetch", urls } }
+    local g = plan(self, kinds, opts, 2)
+    if opts.check_quota then
+      local ok, err = check_quota(g, kinds, 2)
+      if not ok then return nil, err end
+    end
     execute { g }
     return g.report
   end
@@ -333,6 +371,12 @@ function M.refresh_all(clients, opts, level)
       error("cdnkit.refresh: clients[" .. i .. "] is not a cdnkit client", level)
     end
     groups[i] = plan(c, kinds, opts, level)
+  end
+  if opts.check_quota then
+    for _, g in ipairs(groups) do
+      local ok, err = check_quota(g, kinds, level)
+      if not ok then return nil, err end
+    end
   end
   execute(groups)
   local out = setmetatable({ ok = true }, multi_mt)

@@ -136,6 +136,12 @@ function A.batch_params(kind, items)
   return "RefreshObjectCaches", { ObjectPath = items, ObjectType = "File" }
 end
 
+-- refresh{ check_quota = true } reads this (values are strings in the response)
+A.quota = {
+  action = "DescribeRefreshQuota",
+  remain = { refresh_url = "UrlRemain", refresh_dir = "DirRemain", prefetch = "PreloadRemain" },
+}
+
 -- report:wait() polls this (data, not code): one query per task id
 A.task_status = {
   default = {
