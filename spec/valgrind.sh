@@ -6,7 +6,8 @@ LUA=${LUA:-lua5.4}
 log=$(mktemp)
 LUA_PATH="lua/?.lua;lua/?/init.lua;spec/support/?.lua;;" \
 LUA_CPATH="${CDNKIT_CPATH:-build/5.4/?.so};;" \
-valgrind --quiet --error-exitcode=99 --leak-check=full \
+env -u LOCPATH valgrind --quiet --error-exitcode=99 --leak-check=full \
+  --suppressions=spec/valgrind.supp \
   --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
   --log-file="$log" "$LUA" spec/support/workload.lua
 rc=$?
