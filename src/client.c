@@ -16,6 +16,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include <time.h>
 #include <curl/curl.h>
 #include "client.h"
@@ -54,6 +55,9 @@ typedef struct cdk_client {
     long max_body;
     int verify_tls;
     int closed;
+    int busy;          /* > 0 while a method of this client runs */
+    int close_pending; /* close() arrived while busy: release on the way out */
+    struct cdk_client *borrowed; /* another client marked busy by this call */
     CURL *easy;
     xfer x;
     CURLM *multi;
@@ -97,6 +101,12 @@ static void client_release(cdk_client *c)
     int i;
     if (c->closed)
         return;
+    if (c->busy > 0) {
+        /* a finalizer or metamethod closed us in the middle of a call:
+           free nothing now, the running call releases on its way out */
+        c->close_pending = 1;
+        return;
+    }
     c->closed = 1;
     if (c->pool != NULL) {
         for (i = 0; i < c->pool_n; i++) {
@@ -179,7 +189,8 @@ static long opt_ms(lua_State *L, int t, const char *name, double def)
             luaL_error(L, "cdnkit: option '%s' must be > 0 seconds", name);
     }
     lua_pop(L, 1);
-    return (long)(v * 1000.0 + 0.5);
+    /* round up: 0.0004 s must not become 0 ms, which libcurl reads as "never" */
+    return (long)ceil(v * 1000.0);
 }
 
 /* core.new_client(vendor, opts, state) */
@@ -220,10 +231,16 @@ int cdk_client_new(lua_State *L)
     c->verify_tls = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
     lua_pop(L, 1);
     lua_getfield(L, 2, "max_body");
-    c->max_body = lua_isnumber(L, -1) ? (long)lua_tonumber(L, -1) : DEFAULT_MAX_BODY;
+    c->max_body = DEFAULT_MAX_BODY;
+    if (lua_isnumber(L, -1)) {
+        lua_Number mb = lua_tonumber(L, -1);
+        if (!(mb >= 1 && mb <= 1024.0 * 1024 * 1024)) {
+            client_release(c);
+            return luaL_error(L, "cdnkit: option 'max_body' must be 1 .. 2^30 bytes");
+        }
+        c->max_body = (long)mb;
+    }
     lua_pop(L, 1);
-    if (c->max_body <= 0)
-        c->max_body = DEFAULT_MAX_BODY;
     return 1;
 }
 
@@ -286,10 +303,15 @@ static int setup_easy(lua_State *L, cdk_client *c, CURL *e, xfer *x, int r,
     lua_pop(L, 1);
 
     lua_getfield(L, r, "method");
-    method = luaL_optstring(L, -1, "GET");
+    method = lua_isnil(L, -1) ? "GET" : lua_tostring(L, -1);
+    if (method == NULL || method[0] == '\0' || strspn(method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(method))
+        return luaL_error(L, "cdnkit: request method must be an upper-case HTTP method");
     lua_getfield(L, r, "body");
-    if (!lua_isnil(L, -1))
-        body = luaL_checklstring(L, -1, &bodylen);
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            return luaL_error(L, "cdnkit: request body must be a string");
+        body = lua_tolstring(L, -1, &bodylen);
+    }
     if (strcmp(method, "GET") == 0 && body == NULL) {
         SETOPT(e, CURLOPT_HTTPGET, 1L);
     } else if (strcmp(method, "HEAD") == 0) {
@@ -323,12 +345,17 @@ static int setup_easy(lua_State *L, cdk_client *c, CURL *e, xfer *x, int r,
             k = lua_tolstring(L, -2, &kl);
             v = lua_tolstring(L, -1, &vl);
             if (memchr(k, '\n', kl) || memchr(k, '\r', kl) || memchr(v, '\n', vl) ||
-                memchr(v, '\r', vl))
-                return luaL_error(L, "cdnkit: header '%s' contains a line break", k);
+                memchr(v, '\r', vl) || memchr(k, '\0', kl) || memchr(v, '\0', vl) ||
+                memchr(k, ':', kl) || kl == 0)
+                return luaL_error(L, "cdnkit: header '%s' has a bad name or a line break", k);
             cdk_buf_init(&line);
             cdk_buf_add(&line, k, kl);
-            cdk_buf_add(&line, ": ", 2);
-            cdk_buf_add(&line, v, vl);
+            if (vl == 0) {
+                cdk_buf_addc(&line, ';'); /* libcurl's way to send an empty header */
+            } else {
+                cdk_buf_add(&line, ": ", 2);
+                cdk_buf_add(&line, v, vl);
+            }
             sl = line.failed ? NULL : curl_slist_append(x->headers, line.p);
             cdk_buf_free(&line);
             if (sl == NULL) {
@@ -436,14 +463,14 @@ static const char *classify(CURLcode rc, const xfer *x)
 }
 
 /* push the transport error table { code=, message=, sent=, curl_code= } */
-static void push_error(lua_State *L, CURL *e, CURLcode rc, const xfer *x, const cdk_client *c)
+static void push_error(lua_State *L, CURL *e, CURLcode rc, const xfer *x)
 {
     long reqsize = 0;
     const char *msg;
     char buf[CURL_ERROR_SIZE + 96];
     curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &reqsize);
     if (x->overflow) {
-        snprintf(buf, sizeof(buf), "response body larger than %ld bytes", c->max_body);
+        snprintf(buf, sizeof(buf), "response body larger than %lu bytes", (unsigned long)x->limit);
         msg = buf;
     } else {
         msg = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
@@ -467,9 +494,9 @@ static int ensure_easy(cdk_client *c)
 }
 
 /* c:_perform(req) -> status, headers, body | nil, err */
-static int client_perform(lua_State *L)
+static int perform_impl(lua_State *L)
 {
-    cdk_client *c = check_open(L, 1);
+    cdk_client *c = check_client(L, 1);
     char why[160];
     CURLcode rc;
     long status = 0;
@@ -481,7 +508,7 @@ static int client_perform(lua_State *L)
     rc = curl_easy_perform(c->easy);
     if (rc != CURLE_OK || c->x.body.failed || c->x.hdrs.failed) {
         lua_pushnil(L);
-        push_error(L, c->easy, rc, &c->x, c);
+        push_error(L, c->easy, rc, &c->x);
         xfer_clear(&c->x);
         return 2;
     }
@@ -575,9 +602,9 @@ static cdk_client *req_client(lua_State *L, int r, cdk_client *self)
    -> results array; results[i] = { status=, headers=, body= } or { err = {...} }
    Requests start in order, as concurrency, group limits, not_before and the
    overall rate allow. */
-static int client_perform_many(lua_State *L)
+static int perform_many_impl(lua_State *L)
 {
-    cdk_client *c = check_open(L, 1);
+    cdk_client *c = check_client(L, 1);
     int n, conc = 4, running = 0, done = 0, results, first = 0, started = 0, i;
     int glimit[MAX_GROUPS + 1], grun[MAX_GROUPS + 1];
     double rate = 0, t0;
@@ -588,25 +615,32 @@ static int client_perform_many(lua_State *L)
     for (i = 0; i <= MAX_GROUPS; i++)
         glimit[i] = grun[i] = 0;
     if (lua_type(L, 3) == LUA_TTABLE) {
+        lua_Number v;
         lua_getfield(L, 3, "concurrency");
-        if (!lua_isnil(L, -1))
-            conc = (int)luaL_checkinteger(L, -1);
+        if (!lua_isnil(L, -1)) {
+            v = lua_tonumber(L, -1);
+            if (!lua_isnumber(L, -1) || !(v >= 1 && v <= 256))
+                return luaL_error(L, "cdnkit: concurrency must be between 1 and 256");
+            conc = (int)v;
+        }
         lua_getfield(L, 3, "rate");
-        if (!lua_isnil(L, -1))
-            rate = luaL_checknumber(L, -1);
+        if (!lua_isnil(L, -1)) {
+            rate = lua_tonumber(L, -1);
+            if (!lua_isnumber(L, -1) || !(rate >= 0.001 && rate <= 1e6))
+                return luaL_error(L, "cdnkit: rate must be between 0.001 and 1e6 per second");
+        }
         lua_getfield(L, 3, "groups");
         if (lua_type(L, -1) == LUA_TTABLE) {
             for (i = 1; i <= MAX_GROUPS; i++) {
                 lua_rawgeti(L, -1, i);
-                if (lua_isnumber(L, -1))
-                    glimit[i] = (int)lua_tointeger(L, -1);
+                v = lua_tonumber(L, -1);
+                if (lua_isnumber(L, -1) && v >= 1 && v <= 256)
+                    glimit[i] = (int)v;
                 lua_pop(L, 1);
             }
         }
         lua_pop(L, 3);
     }
-    if (conc < 1 || conc > 256)
-        return luaL_error(L, "cdnkit: concurrency must be between 1 and 256");
     if (conc > n)
         conc = n > 0 ? n : 1;
     /* scratch state lives in a userdata: freed by the GC whatever happens */
@@ -617,10 +651,20 @@ static int client_perform_many(lua_State *L)
             return luaL_error(L, "cdnkit: request %d is not a table", i + 1);
         lua_getfield(L, -1, "not_before");
         pr[i].not_before = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : 0;
+        if (!(pr[i].not_before >= 0 && pr[i].not_before <= mono_now() + 3600))
+            return luaL_error(L, "cdnkit: request %d: not_before must be within the next hour", i + 1);
         lua_getfield(L, -2, "group");
-        pr[i].group = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : 0;
-        if (pr[i].group < 0 || pr[i].group > MAX_GROUPS)
-            return luaL_error(L, "cdnkit: request %d: group must be 1..%d", i + 1, MAX_GROUPS);
+        pr[i].group = 0;
+        if (!lua_isnil(L, -1)) {
+            lua_Number g = lua_tonumber(L, -1);
+            if (!lua_isnumber(L, -1) || !(g >= 1 && g <= MAX_GROUPS) || g != floor(g))
+                return luaL_error(L, "cdnkit: request %d: group must be 1..%d", i + 1, MAX_GROUPS);
+            pr[i].group = (int)g;
+        }
+        lua_getfield(L, -3, "url");
+        if (lua_type(L, -1) != LUA_TSTRING)
+            return luaL_error(L, "cdnkit: request %d has no url", i + 1);
+        lua_pop(L, 1);
         pr[i].started = 0;
         lua_pop(L, 3);
     }
@@ -628,9 +672,9 @@ static int client_perform_many(lua_State *L)
     results = lua_gettop(L);
     if (n == 0)
         return 1;
+    detach_all(c); /* before the pool may move in memory */
     if (!ensure_pool(c, conc))
         return luaL_error(L, "cdnkit: cannot create curl handles");
-    detach_all(c);
     t0 = mono_now();
 
     while (done < n) {
@@ -651,17 +695,17 @@ static int client_perform_many(lua_State *L)
             if (g > 0 && glimit[g] > 0 && grun[g] >= glimit[g])
                 continue;
             if (pr[i].not_before > now) {
-                long ms = (long)((pr[i].not_before - now) * 1000.0) + 1;
-                if (ms < wait_ms)
-                    wait_ms = ms;
+                double ms = (pr[i].not_before - now) * 1000.0; /* may be huge: clamp as double */
+                if (ms < (double)wait_ms)
+                    wait_ms = (long)ms + 1;
                 continue;
             }
             if (rate > 0) {
                 double due = t0 + (double)started / rate;
                 if (due > now) {
-                    long ms = (long)((due - now) * 1000.0) + 1;
-                    if (ms < wait_ms)
-                        wait_ms = ms;
+                    double ms = (due - now) * 1000.0;
+                    if (ms < (double)wait_ms)
+                        wait_ms = (long)ms + 1;
                     break;
                 }
             }
@@ -678,7 +722,20 @@ static int client_perform_many(lua_State *L)
                 detach_all(c);
                 return luaL_error(L, "cdnkit: request %d: 'client' is not an open cdnkit client", i + 1);
             }
-            if (!setup_easy(L, rc, s->easy, &s->x, -1, why, sizeof(why))) {
+            if (rc != c) { /* keep it from being freed under setup_easy */
+                rc->busy++;
+                c->borrowed = rc;
+            }
+            j = setup_easy(L, rc, s->easy, &s->x, -1, why, sizeof(why));
+            if (rc != c) {
+                c->borrowed = NULL;
+                rc->busy--;
+                if (rc->close_pending && rc->busy == 0) {
+                    rc->close_pending = 0;
+                    client_release(rc);
+                }
+            }
+            if (!j) {
                 detach_all(c);
                 return luaL_error(L, "cdnkit: %s", why);
             }
@@ -710,7 +767,7 @@ static int client_perform_many(lua_State *L)
                 continue;
             lua_createtable(L, 0, 3);
             if (m->data.result != CURLE_OK || s->x.body.failed || s->x.hdrs.failed) {
-                push_error(L, s->easy, m->data.result, &s->x, c);
+                push_error(L, s->easy, m->data.result, &s->x);
                 lua_setfield(L, -2, "err");
             } else {
                 long status = 0;
@@ -840,9 +897,9 @@ static int require_secret(lua_State *L, cdk_client *c)
 }
 
 /* c:_sign_aliyun(params, method) -> query, string_to_sign, signature, canonical */
-static int client_sign_aliyun(lua_State *L)
+static int sign_aliyun_impl(lua_State *L)
 {
-    cdk_client *c = check_open(L, 1);
+    cdk_client *c = check_client(L, 1);
     const char *method = luaL_checkstring(L, 3);
     pair *ps = NULL;
     cdk_buf arena, canon, sts, key, sig, query;
@@ -867,9 +924,16 @@ static int client_sign_aliyun(lua_State *L)
     cdk_buf_adds(&sts, method);
     cdk_buf_adds(&sts, "&%2F&");
     cdk_buf_add_pct(&sts, canon.p ? canon.p : "", canon.len);
-    cdk_buf_add(&key, c->secret, c->secret_len);
-    cdk_buf_addc(&key, '&');
-    maclen = (key.failed || sts.failed)
+    /* key = secret .. "&", allocated once at its final size so no copy of
+       the secret is left in a block freed by realloc */
+    key.p = malloc(c->secret_len + 2);
+    if (key.p != NULL) {
+        memcpy(key.p, c->secret, c->secret_len);
+        key.p[c->secret_len] = '&';
+        key.len = c->secret_len + 1;
+        key.cap = c->secret_len + 2;
+    }
+    maclen = (key.p == NULL || sts.failed)
                  ? 0
                  : cdk_hmac(CDK_SHA1, key.p, key.len, sts.p, sts.len, mac);
     cdk_buf_wipe(&key);
@@ -901,9 +965,9 @@ static int client_sign_aliyun(lua_State *L)
 }
 
 /* c:_sign_qcloud(params, method, host, path) -> encoded, source, signature */
-static int client_sign_qcloud(lua_State *L)
+static int sign_qcloud_impl(lua_State *L)
 {
-    cdk_client *c = check_open(L, 1);
+    cdk_client *c = check_client(L, 1);
     const char *method = luaL_checkstring(L, 3);
     const char *host = luaL_checkstring(L, 4);
     const char *path = luaL_checkstring(L, 5);
@@ -1005,6 +1069,51 @@ static int client_hmac(lua_State *L)
 }
 
 /* ------------------------------------------------------------------ */
+
+/* Run impl with the client marked busy: a finalizer or metamethod that runs
+   during the call (Lua code can run at any allocation or table access) can
+   neither free the client under us (close is deferred) nor re-enter it (it
+   gets an error).  Errors from impl are caught so that transfers still
+   attached to the multi handle are detached before the error goes on. */
+static int guarded(lua_State *L, lua_CFunction impl)
+{
+    cdk_client *c = check_open(L, 1);
+    int top, i, rc;
+    if (c->busy > 0)
+        return luaL_error(L, "cdnkit.%s: client is busy (called again during one of its calls)",
+                          c->vendor);
+    top = lua_gettop(L);
+    luaL_checkstack(L, top + 2, "too many arguments");
+    lua_pushcfunction(L, impl);
+    for (i = 1; i <= top; i++)
+        lua_pushvalue(L, i);
+    c->busy++;
+    rc = lua_pcall(L, top, LUA_MULTRET, 0);
+    c->busy--;
+    if (rc != 0 && c->multi != NULL && c->pool != NULL)
+        detach_all(c);
+    if (c->borrowed != NULL) { /* an error escaped while another client was marked */
+        cdk_client *b = c->borrowed;
+        c->borrowed = NULL;
+        b->busy--;
+        if (b->close_pending && b->busy == 0) {
+            b->close_pending = 0;
+            client_release(b);
+        }
+    }
+    if (c->close_pending && c->busy == 0) {
+        c->close_pending = 0;
+        client_release(c);
+    }
+    if (rc != 0)
+        return lua_error(L);
+    return lua_gettop(L) - top;
+}
+
+static int client_perform(lua_State *L) { return guarded(L, perform_impl); }
+static int client_perform_many(lua_State *L) { return guarded(L, perform_many_impl); }
+static int client_sign_aliyun(lua_State *L) { return guarded(L, sign_aliyun_impl); }
+static int client_sign_qcloud(lua_State *L) { return guarded(L, sign_qcloud_impl); }
 
 static int client_state(lua_State *L)
 {

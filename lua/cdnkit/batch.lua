@@ -126,6 +126,7 @@ local function send_round(items)
         end
       end
     end
+    if total > 256 then total = 256 end -- the C core's ceiling; group limits still apply
     local res = runner:_perform_many(multi, { concurrency = total, groups = groups })
     for k, i in ipairs(multi_idx) do results[i] = res[k] end
   end
@@ -363,6 +364,7 @@ function M.refresh_all(clients, opts, level)
   if type(clients) ~= "table" or #clients == 0 then
     error("cdnkit.refresh: a non-empty array of clients expected", level)
   end
+  if #clients > 64 then error("cdnkit.refresh: at most 64 clients at once", level) end
   check_opts(opts, level)
   local kinds = refresh_kinds(opts, level)
   local groups = {}

@@ -278,7 +278,7 @@ function M.new(A, opts, level)
     error("cdnkit." .. A.name .. ": option 'method' must be one of " .. A.method_list, level)
   end
   local endpoint = opts.endpoint or A.default_endpoint
-  if type(endpoint) ~= "string" or not endpoint:match("^https?://[^/]+$") then
+  if type(endpoint) ~= "string" or not endpoint:match("^https?://[^/@]+$") then
     error("cdnkit." .. A.name .. ": option 'endpoint' must be scheme://host[:port] without a path, got '"
       .. tostring(endpoint) .. "'", level)
   end
@@ -303,7 +303,6 @@ function M.new(A, opts, level)
     transport = opts.transport, trace = opts.trace,
     retry = retry.policy(opts.retry), sleep = sleeper(), clock_offset = 0,
     rate = opts.rate,
-    options = opts,
   }
   A.init(st, opts)
   local copts = {

@@ -42,13 +42,13 @@ CREDENTIALS = {
 # fault kinds
 # --------------------------------------------------------------------------
 FAULT_KINDS = ("throttle", "http500", "http503", "html", "badjson",
-               "truncated", "close", "slow", "stale")
+               "truncated", "close", "slow", "stale", "garbage", "hugeheader")
 # kinds applied before signature verification (the request never "reaches the
 # service"); the rest are applied after a valid signature and nonce.
 TRANSPORT_KINDS = {
-    "aliyun": {"html", "badjson", "truncated", "close", "slow"},
+    "aliyun": {"html", "badjson", "truncated", "close", "slow", "garbage", "hugeheader"},
     "qcloud": {"html", "badjson", "truncated", "close", "slow",
-               "http500", "http503"},
+               "http500", "http503", "garbage", "hugeheader"},
 }
 
 NGINX_PAGE = ("<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n"
@@ -206,10 +206,13 @@ class State:
         self._reset_locked()
 
     def _reset_locked(self):
+        # requests still running from before the reset (a slow fault whose
+        # client gave up, say) no longer count as in flight
         self.generation += 1
         self.requests = 0
         self.by_action = {}
-        self.max_inflight = self.inflight
+        self.inflight = 0
+        self.max_inflight = 0
         self.connections = 0
         self.refreshed_urls = []
         self.refreshed_dirs = []
@@ -237,6 +240,7 @@ class State:
             return self.task_counter
 
     def begin(self, action, handler):
+        """Count an API request; returns the token to pass to end()."""
         with self.lock:
             self.requests += 1
             key = action if action else "(none)"
@@ -247,10 +251,12 @@ class State:
             if handler.conn_generation != self.generation:
                 handler.conn_generation = self.generation
                 self.connections += 1
+            return self.generation
 
-    def end(self):
+    def end(self, token):
         with self.lock:
-            self.inflight -= 1
+            if token == self.generation:
+                self.inflight -= 1
 
     def use_nonce(self, key):
         """Record a nonce; False if it was already used."""
@@ -390,6 +396,10 @@ class Vendor:
             return Response(200, self.TRUNCATED_BODY, mode="truncated")
         if kind == "close":
             return Response(0, mode="close")
+        if kind == "garbage":
+            return Response(0, mode="garbage")
+        if kind == "hugeheader":
+            return Response(0, mode="hugeheader")
         return self.vendor_fault(kind)
 
 
@@ -1194,6 +1204,21 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- writing ---------------------------------------------------------
     def _write(self, resp):
+        if resp.mode in ("garbage", "hugeheader"):
+            # not HTTP at all / a header line far over any sane size
+            if resp.mode == "garbage":
+                raw = bytes((i * 37 + 11) % 256 for i in range(4096))
+            else:
+                raw = (b"HTTP/1.1 200 OK\r\nX-Huge: " + b"a" * (300 * 1024) +
+                       b"\r\nContent-Length: 2\r\n\r\n{}")
+            self.close_connection = True
+            try:
+                self.wfile.write(raw)
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            return
         if resp.mode == "close":
             self.close_connection = True
             try:
@@ -1248,7 +1273,7 @@ class Handler(BaseHTTPRequestHandler):
                 perror = str(e)
         host = self.headers.get("Host") or ""
         req = Req(self.command, split.path, host, params, perror)
-        srv.state.begin(req.action, self)
+        token = srv.state.begin(req.action, self)
         try:
             lat = srv.state.latency
             if lat > 0:
@@ -1266,7 +1291,7 @@ class Handler(BaseHTTPRequestHandler):
             # the request stops counting as in flight before its answer is
             # written: once the client has the answer it may start the next
             # one, which must not be seen overlapping this one
-            srv.state.end()
+            srv.state.end(token)
         self._write(resp)
         self._log(split.path, req.action, resp, t0)
 
