@@ -130,6 +130,22 @@ describe("aliyun", function()
       raises("'StartTime' must be YYYY%-MM%-DDThh:mm",
         function() return ali:DescribeDomainBpsData { StartTime = "2024-01-02 00:00" } end)
     end)
+    it("errors point at the caller's line, not into cdnkit", function()
+      local cases = {
+        function() local r = ali:RefreshObjectCaches {} return r end,
+        function() local r = ali:NoSuchAction {} return r end,
+        function() local r = ali:refresh { urls = { 1 } } return r end,
+        function() local r = ali:each("DescribeCdnService", {}) return r end,
+        function() local r = cdnkit.aliyun { bogus = 1 } return r end,
+        function() local r = cdnkit.refresh({ ali }, { urls = {} }) return r end,
+        function() local r = ali:prepare("DescribeCdnService", {}, 5) return r end,
+      }
+      for i, f in ipairs(cases) do
+        local ok, msg = pcall(f)
+        assert.is_false(ok)
+        assert.truthy(tostring(msg):match("^spec/aliyun_spec%.lua:%d+: "), "case " .. i .. ": " .. tostring(msg))
+      end
+    end)
     it("parameters not a table", function()
       raises("parameters must be a table", function() return ali:DescribeCdnService "x" end)
     end)

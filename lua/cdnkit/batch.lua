@@ -9,6 +9,7 @@
 -- (new nonce and timestamp), after backoff with full jitter.  The report
 -- accounts for every input URL: it is either in a successful batch or in
 -- `failed` together with its error.
+local raise = require("cdnkit.errors").raise
 local core = require "cdnkit.core"
 local validate = require "cdnkit.validate"
 local errors = require "cdnkit.errors"
@@ -34,11 +35,11 @@ end
 local function dedupe(list, what, level)
   if list == nil then return {} end
   if type(list) == "string" then list = { list } end
-  if type(list) ~= "table" then error("cdnkit: " .. what .. " must be an array of strings", level) end
+  if type(list) ~= "table" then raise("cdnkit: " .. what .. " must be an array of strings") end
   local seen, out = {}, {}
   for i, v in ipairs(list) do
     if type(v) ~= "string" or v == "" then
-      error("cdnkit: " .. what .. "[" .. i .. "] must be a non-empty string", level)
+      raise("cdnkit: " .. what .. "[" .. i .. "] must be a non-empty string")
     end
     if not seen[v] then
       seen[v] = true
@@ -57,7 +58,7 @@ local function plan(self, kinds, opts, level)
   local A = st.adapter
   local conc = opts.concurrency or 4
   if type(conc) ~= "number" or conc < 1 or conc > 64 or conc ~= math.floor(conc) then
-    error("cdnkit: concurrency must be an integer from 1 to 64", level)
+    raise("cdnkit: concurrency must be an integer from 1 to 64")
   end
   local policy = opts.retry ~= nil and retry.policy(opts.retry) or st.retry
   local jobs = {}
@@ -66,13 +67,13 @@ local function plan(self, kinds, opts, level)
     if #items > 0 then
       local a = find_batch(st.api, kind)
       if not a then
-        error("cdnkit." .. A.name .. ": the vendor has no " .. kind:gsub("_", " ") .. " API", level)
+        raise("cdnkit." .. A.name .. ": the vendor has no " .. kind:gsub("_", " ") .. " API")
       end
       local max = a.batch.max
       if kind == "refresh_dir" and a.batch.dir_max then max = a.batch.dir_max end
       local size = opts.batch_size or max
       if type(size) ~= "number" or size < 1 or size ~= math.floor(size) then
-        error("cdnkit: batch_size must be a positive integer", level)
+        raise("cdnkit: batch_size must be a positive integer")
       end
       if size > max then size = max end
       for i = 1, #items, size do
@@ -81,7 +82,7 @@ local function plan(self, kinds, opts, level)
         local action, params = A.batch_params(kind, chunk)
         local ad = st.api_index[action]
         local flat, msg = validate.check(st.api, ad, params, A.list_form)
-        if not flat then error(msg, level) end
+        if not flat then raise(msg) end
         jobs[#jobs + 1] = { kind = kind, urls = chunk, action = action, flat = flat,
                             idempotent = ad.idempotent, attempts = 0 }
       end
@@ -103,12 +104,11 @@ local function send_round(items)
     if it.group.st.transport then
       local wait = (it.req.not_before or 0) - core.monotime()
       if wait > 0 then it.group.st.sleep(wait) end
-      local ok, status, headers, body = pcall(it.group.st.transport, it.req)
-      if ok and status then
-        results[i] = { status = status, headers = headers or {}, body = body or "" }
+      local status, headers, body = client_mod.lua_transport(it.group.st, it.req)
+      if status then
+        results[i] = { status = status, headers = headers, body = body }
       else
-        local e = ok and headers or status
-        results[i] = { err = type(e) == "table" and e or { code = "http", message = tostring(e), sent = true } }
+        results[i] = { err = headers }
       end
     else
       multi[#multi + 1] = it.req
@@ -134,26 +134,14 @@ local function send_round(items)
 end
 
 local function outcome(group, job, r)
-  local A, st = group.A, group.st
+  local data, err
   if r.err then
-    local err = errors.new(A.name, job.action, {
-      code = r.err.code or "http", message = r.err.message or "transport error",
-      sent = r.err.sent,
-      retryable = r.err.code == "connect" or r.err.code == "timeout" or r.err.code == "http",
-    })
-    err.ambiguous = r.err.code ~= "connect" and r.err.sent ~= false
-    return nil, err
+    data, err = client_mod.outcome(group.st, job.action, job.req, nil, r.err)
+  else
+    data, err = client_mod.outcome(group.st, job.action, job.req, r.status, r.headers, r.body)
+    if err and err.clock then client_mod.learn_clock(group.st, r.headers) end
   end
-  local data, e = A.parse(st, job.action, r.status, r.headers or {}, r.body or "", job.req)
-  if not e then return data end
-  local err = errors.new(A.name, job.action, e)
-  if err.ambiguous == nil then err.ambiguous = r.status >= 500 end
-  if err.clock then
-    local d = r.headers and r.headers["date"]
-    local server = d and core.parse_http_date(d)
-    if server then st.clock_offset = server - core.now() end
-  end
-  return nil, err
+  return data, err
 end
 
 -- Run the plans of one or more vendors to the end; fills each plan's report.
@@ -170,6 +158,7 @@ local function execute(groups)
       local g, j = it.group, it.job
       j.attempts = j.attempts + 1
       j.req = g.A.build(g.client, g.st, j.action, j.flat, {})
+      client_mod.trace_request(g.st, j.action, j.req)
       local b = pace.bucket(g.st, j.action)
       it.req = j.req
       j.req.group = it.gi
@@ -250,7 +239,7 @@ function report_mt:wait(opts)
     for _, t in ipairs(todo) do
       local spec = A.task_status and (A.task_status[t.kind] or A.task_status.default)
       if not spec then
-        error("cdnkit." .. A.name .. ": no task-status API is declared for " .. t.kind, 2)
+        raise("cdnkit." .. A.name .. ": no task-status API is declared for " .. t.kind)
       end
       local params = {}
       for k, v in pairs(spec.params or {}) do params[k] = v end
@@ -285,11 +274,11 @@ local OPTS = { urls = true, dirs = true, concurrency = true, batch_size = true, 
                check_quota = true }
 
 local function check_opts(opts, level)
-  if type(opts) ~= "table" then error("cdnkit: options table expected", level) end
+  if type(opts) ~= "table" then raise("cdnkit: options table expected") end
   for k in pairs(opts) do
     if not OPTS[k] then
-      error("cdnkit: unknown option '" .. tostring(k) ..
-        "' (urls, dirs, concurrency, batch_size, retry, check_quota)", level)
+      raise("cdnkit: unknown option '" .. tostring(k) ..
+        "' (urls, dirs, concurrency, batch_size, retry, check_quota)")
     end
   end
 end
@@ -300,7 +289,7 @@ end
 local function check_quota(g, kinds, level)
   local A, st = g.A, g.st
   local q = A.quota
-  if not q then error("cdnkit." .. A.name .. ": the vendor has no quota API to check", level) end
+  if not q then raise("cdnkit." .. A.name .. ": the vendor has no quota API to check") end
   local data, err = client_mod.invoke(g.client, q.action, {}, true)
   if not data then return nil, err end
   for _, kj in ipairs(kinds) do
@@ -321,36 +310,33 @@ end
 local function refresh_kinds(opts, level)
   local urls = dedupe(opts.urls, "urls", level)
   local dirs = dedupe(opts.dirs, "dirs", level)
-  if #urls == 0 and #dirs == 0 then error("cdnkit: refresh needs urls or dirs", level) end
+  if #urls == 0 and #dirs == 0 then raise("cdnkit: refresh needs urls or dirs") end
   return { { "refresh_url", urls }, { "refresh_dir", dirs } }
 end
 
 function M.install(methods, A)
-  function methods.refresh(self, opts)
-    check_opts(opts, 2)
-    local kinds = refresh_kinds(opts, 3)
-    local g = plan(self, kinds, opts, 2)
+  -- one vendor: plan, optional quota check, run
+  local function run_one(self, kinds, opts)
+    local g = plan(self, kinds, opts, 3)
     if opts.check_quota then
-      local ok, err = check_quota(g, kinds, 2)
+      local ok, err = check_quota(g, kinds, 3)
       if not ok then return nil, err end
     end
     execute { g }
     return g.report
   end
 
+  function methods.refresh(self, opts)
+    check_opts(opts, 2)
+    return run_one(self, refresh_kinds(opts, 3), opts)
+  end
+
   function methods.prefetch(self, opts)
     check_opts(opts, 2)
-    if opts.dirs ~= nil then error("cdnkit: prefetch takes urls only", 2) end
+    if opts.dirs ~= nil then raise("cdnkit: prefetch takes urls only") end
     local urls = dedupe(opts.urls, "urls", 2)
-    if #urls == 0 then error("cdnkit: prefetch needs urls", 2) end
-    local kinds = { { "prefetch", urls } }
-    local g = plan(self, kinds, opts, 2)
-    if opts.check_quota then
-      local ok, err = check_quota(g, kinds, 2)
-      if not ok then return nil, err end
-    end
-    execute { g }
-    return g.report
+    if #urls == 0 then raise("cdnkit: prefetch needs urls") end
+    return run_one(self, { { "prefetch", urls } }, opts)
   end
 end
 
@@ -362,15 +348,15 @@ multi_mt.__index = multi_mt
 function M.refresh_all(clients, opts, level)
   level = (level or 1) + 1
   if type(clients) ~= "table" or #clients == 0 then
-    error("cdnkit.refresh: a non-empty array of clients expected", level)
+    raise("cdnkit.refresh: a non-empty array of clients expected")
   end
-  if #clients > 64 then error("cdnkit.refresh: at most 64 clients at once", level) end
+  if #clients > 64 then raise("cdnkit.refresh: at most 64 clients at once") end
   check_opts(opts, level)
   local kinds = refresh_kinds(opts, level)
   local groups = {}
   for i, c in ipairs(clients) do
     if type(c) ~= "userdata" or not pcall(function() return c:_state() end) then
-      error("cdnkit.refresh: clients[" .. i .. "] is not a cdnkit client", level)
+      raise("cdnkit.refresh: clients[" .. i .. "] is not a cdnkit client")
     end
     groups[i] = plan(c, kinds, opts, level)
   end

@@ -2,6 +2,7 @@
 -- protocol adapter (lua/cdnkit/vendors/<vendor>.lua).  The C userdata holds
 -- the credentials and the libcurl handles; the methods below are generated,
 -- one per declared action, plus prepare/call/actions/help and the helpers.
+local raise = require("cdnkit.errors").raise
 local core = require "cdnkit.core"
 local validate = require "cdnkit.validate"
 local errors = require "cdnkit.errors"
@@ -15,20 +16,24 @@ local cache = {} -- vendor -> methods table (built once per lua_State)
 
 local function state_of(self) return self:_state() end
 
+-- run the user's transport function once: status, headers, body | nil, err
+local function lua_transport(st, req)
+  local ok, status, headers, body = pcall(st.transport, req)
+  if not ok then
+    return nil, { code = "http", message = "transport raised: " .. tostring(status), sent = true }
+  end
+  if status == nil then
+    local e = headers
+    if type(e) ~= "table" then e = { code = "http", message = tostring(e), sent = true } end
+    return nil, e
+  end
+  return status, headers or {}, body or ""
+end
+M.lua_transport = lua_transport
+
 -- run the transport once: the user's transport function or libcurl
 local function send(self, st, req)
-  if st.transport then
-    local ok, status, headers, body = pcall(st.transport, req)
-    if not ok then
-      return nil, { code = "http", message = "transport raised: " .. tostring(status), sent = true }
-    end
-    if status == nil then
-      local e = headers
-      if type(e) ~= "table" then e = { code = "http", message = tostring(e), sent = true } end
-      return nil, e
-    end
-    return status, headers or {}, body or ""
-  end
+  if st.transport then return lua_transport(st, req) end
   return self:_perform(req)
 end
 
@@ -63,34 +68,33 @@ local function transport_error(vendor, action, e)
   return err
 end
 
--- one signed request -> result | nil, err
-local function attempt(self, st, action, flat, opts)
+--- Trace a request about to be sent (signature redacted).
+function M.trace_request(st, action, req)
+  trace(st, { event = "request", vendor = st.adapter.name, action = action, request = redact_req(req) })
+end
+
+--- What one transfer came to: data, or nil and the structured error.
+-- `status` nil means a transport failure, described by `headers`.
+function M.outcome(st, action, req, status, headers, body)
   local A = st.adapter
-  local b = pace.bucket(st, action)
-  if b then
-    local w = pace.take(b) - core.monotime()
-    if w > 0 then st.sleep(w) end
-  end
-  local req = A.build(self, st, action, flat, opts or {})
-  trace(st, { event = "request", vendor = A.name, action = action, request = redact_req(req) })
-  local status, headers, body = send(self, st, req)
   if not status then
-    local err = transport_error(A.name, action, headers)
+    local err = transport_error(A.name, action, headers or {})
     trace(st, { event = "error", vendor = A.name, action = action, error = err })
     return nil, err
   end
   trace(st, { event = "response", vendor = A.name, action = action, status = status,
               headers = headers, body = body })
-  local data, err = A.parse(st, action, status, headers, body, req)
+  local data, err = A.parse(st, action, status, headers or {}, body or "", req)
   if err then
     err = errors.new(A.name, action, err)
     if err.ambiguous == nil then err.ambiguous = status >= 500 end
+    trace(st, { event = "error", vendor = A.name, action = action, error = err })
   end
-  return data, err, headers
+  return data, err
 end
 
--- learn the clock offset from a server's Date header after a timestamp rejection
-local function learn_clock(st, headers)
+--- After a timestamp rejection: take the server's clock from its Date header.
+function M.learn_clock(st, headers)
   local d = headers and headers["date"]
   local server = d and core.parse_http_date(d)
   if server then
@@ -98,6 +102,21 @@ local function learn_clock(st, headers)
     return true
   end
   return false
+end
+local learn_clock = M.learn_clock
+
+-- one signed request -> result | nil, err
+local function attempt(self, st, action, flat, opts)
+  local b = pace.bucket(st, action)
+  if b then
+    local w = pace.take(b) - core.monotime()
+    if w > 0 then st.sleep(w) end
+  end
+  local req = st.adapter.build(self, st, action, flat, opts or {})
+  M.trace_request(st, action, req)
+  local status, headers, body = send(self, st, req)
+  local data, err = M.outcome(st, action, req, status, headers, body)
+  return data, err, status and headers
 end
 
 -- the whole call: attempts with retry policy
@@ -147,7 +166,7 @@ local function make_action_method(name)
     local st = state_of(self)
     local a = find_action(st, name)
     local flat, msg = check_params(self, st, a, params)
-    if not flat then error(msg, 2) end
+    if not flat then raise(msg) end
     return invoke(self, name, flat, a.idempotent)
   end
 end
@@ -178,7 +197,7 @@ local function build_methods(A)
       return t
     end
     local a = find_action(st, action)
-    if not a then error("cdnkit." .. A.name .. ": unknown action '" .. tostring(action) .. "'", 2) end
+    if not a then raise("cdnkit." .. A.name .. ": unknown action '" .. tostring(action) .. "'") end
     local params = {}
     for i, p in ipairs(a.params or {}) do
       local d = { name = p[1], type = p[2], required = p.required and true or false, doc = p.doc }
@@ -199,19 +218,19 @@ local function build_methods(A)
   function methods.prepare(self, action, params, fixed)
     local st = state_of(self)
     fixed = fixed or {}
-    if type(fixed) ~= "table" then error("cdnkit: prepare: third argument must be a table", 2) end
+    if type(fixed) ~= "table" then raise("cdnkit: prepare: third argument must be a table") end
     local a = find_action(st, action)
     local flat, msg
     if a then
       flat, msg = check_params(self, st, a, params)
-      if not flat then error(msg, 2) end
+      if not flat then raise(msg) end
     elseif fixed.call then
       flat = validate.loose(params, list_form_of(A))
     else
-      error("cdnkit." .. A.name .. ": unknown action '" .. tostring(action) .. "'", 2)
+      raise("cdnkit." .. A.name .. ": unknown action '" .. tostring(action) .. "'")
     end
     if fixed.method and not A.methods[fixed.method] then
-      error("cdnkit." .. A.name .. ": method must be one of the vendor's (" .. A.method_list .. ")", 2)
+      raise("cdnkit." .. A.name .. ": method must be one of the vendor's (" .. A.method_list .. ")")
     end
     local req = A.build(self, st, action, flat, fixed)
     if not fixed.explain then req.explain = nil end
@@ -220,10 +239,10 @@ local function build_methods(A)
 
   function methods.call(self, action, params, opts)
     if type(action) ~= "string" or action == "" then
-      error("cdnkit." .. A.name .. ": call: action name (string) expected", 2)
+      raise("cdnkit." .. A.name .. ": call: action name (string) expected")
     end
     if params ~= nil and type(params) ~= "table" then
-      error("cdnkit." .. A.name .. ": call: parameters must be a table", 2)
+      raise("cdnkit." .. A.name .. ": call: parameters must be a table")
     end
     local st = state_of(self)
     local flat = validate.loose(params, list_form_of(A))
@@ -242,8 +261,8 @@ local function build_methods(A)
   -- unknown names raise at once (a typo in an action name is a usage mistake)
   return setmetatable(methods, {
     __index = function(_, k)
-      error(("cdnkit.%s: unknown action or method '%s' (client:actions() lists them)")
-        :format(A.name, tostring(k)), 3)
+      raise(("cdnkit.%s: unknown action or method '%s' (client:actions() lists them)")
+        :format(A.name, tostring(k)))
     end,
   })
 end
@@ -266,28 +285,28 @@ local COMMON = {
 function M.new(A, opts, level)
   level = (level or 1) + 1
   if opts == nil then opts = {} end
-  if type(opts) ~= "table" then error("cdnkit." .. A.name .. ": options table expected", level) end
+  if type(opts) ~= "table" then raise("cdnkit." .. A.name .. ": options table expected") end
   for k in pairs(opts) do
     if type(k) ~= "string" or not (COMMON[k] or A.options[k]) then
-      error("cdnkit." .. A.name .. ": unknown option '" .. tostring(k) .. "'", level)
+      raise("cdnkit." .. A.name .. ": unknown option '" .. tostring(k) .. "'")
     end
   end
   local key_id, secret = A.credentials(opts, level + 1)
   local method = opts.method or A.default_method
   if not A.methods[method] then
-    error("cdnkit." .. A.name .. ": option 'method' must be one of " .. A.method_list, level)
+    raise("cdnkit." .. A.name .. ": option 'method' must be one of " .. A.method_list)
   end
   local endpoint = opts.endpoint or A.default_endpoint
   if type(endpoint) ~= "string" or not endpoint:match("^https?://[^/@]+$") then
-    error("cdnkit." .. A.name .. ": option 'endpoint' must be scheme://host[:port] without a path, got '"
-      .. tostring(endpoint) .. "'", level)
+    raise("cdnkit." .. A.name .. ": option 'endpoint' must be scheme://host[:port] without a path, got '"
+      .. tostring(endpoint) .. "'")
   end
   if opts.rate ~= nil and opts.rate ~= false and (type(opts.rate) ~= "number" or opts.rate <= 0) then
-    error("cdnkit." .. A.name .. ": option 'rate' must be requests per second (> 0) or false", level)
+    raise("cdnkit." .. A.name .. ": option 'rate' must be requests per second (> 0) or false")
   end
   for _, f in ipairs { "transport", "trace" } do
     if opts[f] ~= nil and type(opts[f]) ~= "function" then
-      error("cdnkit." .. A.name .. ": option '" .. f .. "' must be a function", level)
+      raise("cdnkit." .. A.name .. ": option '" .. f .. "' must be a function")
     end
   end
   local methods = cache[A.name]

@@ -38,6 +38,24 @@ function M.is(v)
   return type(v) == "table" and getmetatable(v) == mt
 end
 
+--- Raise a usage mistake at the user's call site: the first stack frame
+-- that is neither cdnkit's own Lua code nor a C function.  (Counting levels
+-- by hand breaks with every helper and tail call in between.)
+function M.raise(msg)
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info then
+      level = 1
+      break
+    end
+    local src = info.source or ""
+    if info.what ~= "C" and not src:find("cdnkit[/\\][%w_/\\]*%.lua$") then break end
+    level = level + 1
+  end
+  error(msg, level)
+end
+
 --- Turn a body that is not what the document says into a short printable excerpt.
 function M.excerpt(body, n)
   n = n or 160

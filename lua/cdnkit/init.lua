@@ -34,7 +34,8 @@ end
 
 for _, name in ipairs(VENDORS) do
   M[name] = function(opts)
-    return require("cdnkit.client").new(adapter(name), opts, 2)
+    local c = require("cdnkit.client").new(adapter(name), opts, 2)
+    return c -- not a tail call: usage errors point at the caller
   end
 end
 
@@ -42,7 +43,8 @@ end
 --   local r = cdnkit.refresh({ ali, qc }, { urls = {...}, dirs = {...} })
 --   r.ok, r[1] (Alibaba's report), r[2] (Tencent's); r:wait{ timeout = 600 }
 function M.refresh(clients, opts)
-  return require("cdnkit.batch").refresh_all(clients, opts, 2)
+  local r, err = require("cdnkit.batch").refresh_all(clients, opts, 2)
+  return r, err
 end
 
 --- The API data of a vendor (read-only use): actions, parameters, limits.

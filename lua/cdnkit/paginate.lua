@@ -6,6 +6,7 @@
 -- Errors: a runtime failure on any page is RAISED from the iterator (both
 -- `pages` and `each`) as the structured error table, with `err.page` set to the
 -- page number (1-based) it happened on.  Wrap the loop in pcall to handle it.
+local raise = require("cdnkit.errors").raise
 local client = require "cdnkit.client"
 local validate = require "cdnkit.validate"
 
@@ -24,10 +25,10 @@ local function paginated(self, action, level)
   local st = self:_state()
   local a = st.api_index[action]
   if not a then
-    error("cdnkit." .. st.adapter.name .. ": unknown action '" .. tostring(action) .. "'", level)
+    raise("cdnkit." .. st.adapter.name .. ": unknown action '" .. tostring(action) .. "'")
   end
   if not a.paginate then
-    error("cdnkit." .. st.adapter.name .. ": " .. action .. " is not paginated by the vendor", level)
+    raise("cdnkit." .. st.adapter.name .. ": " .. action .. " is not paginated by the vendor")
   end
   return st, a, a.paginate
 end
@@ -44,7 +45,7 @@ local function pages(self, action, params, level)
   if p[pk] == nil then p[pk] = offset_style and 0 or 1 end
   -- validate once up front so usage mistakes raise at the call, not mid-loop
   local flat, msg = validate.check(st.api, a, p, st.adapter.list_form)
-  if not flat then error(msg, level + 1) end
+  if not flat then raise(msg) end
   local n, seen, finished = 0, 0, false
   return function()
     if finished then return nil end
@@ -73,11 +74,12 @@ end
 
 function M.install(methods, A)
   function methods.pages(self, action, params)
-    return pages(self, action, params, 2)
+    local it = pages(self, action, params, 2) -- not a tail call: error levels count this frame
+    return it
   end
 
   function methods.each(self, action, params)
-    local st, a, pg = paginated(self, action, 2)
+    local _, _, pg = paginated(self, action, 3)
     local it = pages(self, action, params, 2)
     local items, i = nil, 0
     return function()

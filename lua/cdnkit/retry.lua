@@ -3,6 +3,7 @@
 -- deadline, and the rule for ambiguous failures: a request that may already
 -- have taken effect (sent, then timeout / HTTP 5xx) is resent only when the
 -- action is declared idempotent.
+local raise = require("cdnkit.errors").raise
 local core = require "cdnkit.core"
 
 local M = {}
@@ -13,20 +14,20 @@ M.DEFAULT = { attempts = 3, base = 0.2, max = 5, deadline = nil }
 function M.policy(opt)
   if opt == false then return { attempts = 1, base = 0, max = 0 } end
   if opt == nil then opt = {} end
-  if type(opt) ~= "table" then error("cdnkit: option 'retry' must be a table or false", 3) end
+  if type(opt) ~= "table" then raise("cdnkit: option 'retry' must be a table or false") end
   local p = {}
   for k, v in pairs(M.DEFAULT) do p[k] = v end
   for k, v in pairs(opt) do
     if M.DEFAULT[k] == nil and k ~= "deadline" and k ~= "on" then
-      error("cdnkit: unknown retry option '" .. tostring(k) .. "'", 3)
+      raise("cdnkit: unknown retry option '" .. tostring(k) .. "'")
     end
     p[k] = v
   end
   if type(p.attempts) ~= "number" or p.attempts < 1 then
-    error("cdnkit: retry.attempts must be a number >= 1", 3)
+    raise("cdnkit: retry.attempts must be a number >= 1")
   end
   if p.on ~= nil and type(p.on) ~= "function" then
-    error("cdnkit: retry.on must be a function(err) -> boolean", 3)
+    raise("cdnkit: retry.on must be a function(err) -> boolean")
   end
   return p
 end

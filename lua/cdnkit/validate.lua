@@ -2,6 +2,7 @@
 -- (lua/cdnkit/apis/<vendor>.lua) and flattens them to the name -> string
 -- table that the signers take.  Usage mistakes come back as an error message;
 -- the caller raises it at the user's call site.
+local raise = require("cdnkit.errors").raise
 local core = require "cdnkit.core"
 
 local M = {}
@@ -197,7 +198,7 @@ end
 function M.loose(params, list_form)
   local out = {}
   for k, v in pairs(params or {}) do
-    if type(k) ~= "string" then error("parameter names must be strings", 3) end
+    if type(k) ~= "string" then raise("parameter names must be strings") end
     if type(v) == "table" then
       local items, n = as_array(v)
       if items and n > 0 then

@@ -3,6 +3,7 @@
 -- and sort the query, StringToSign = METHOD&%2F&pct(query), HMAC-SHA1 with key
 -- secret.."&" (done in C, src/client.c).  Errors: HTTP 4xx/5xx with
 -- {RequestId, HostId, Code, Message}.
+local raise = require("cdnkit.errors").raise
 local core = require "cdnkit.core"
 local client = require "cdnkit.client"
 local errors = require "cdnkit.errors"
@@ -30,10 +31,10 @@ function A.credentials(opts, level)
     return client.credential(opts, "access_key_id", "ALIBABA_CLOUD_ACCESS_KEY_ID"),
       client.credential(opts, "access_key_secret", "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
   end)
-  if not ok then error("cdnkit.aliyun: " .. id, level) end
+  if not ok then raise("cdnkit.aliyun: " .. id) end
   if not id or not secret then
-    error("cdnkit.aliyun: no credentials: give access_key_id and access_key_secret, or set " ..
-      "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET", level)
+    raise("cdnkit.aliyun: no credentials: give access_key_id and access_key_secret, or set " ..
+      "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET")
   end
   return id, secret
 end

@@ -3,6 +3,7 @@
 -- Signing: params minus Signature, '_' -> '.' in names, sorted, raw values,
 -- METHOD + host + path + '?' + joined, HMAC-SHA1 or HMAC-SHA256 (in C).
 -- Envelope: HTTP 200 with {code, message "(NNNN)text", codeDesc, data}.
+local raise = require("cdnkit.errors").raise
 local core = require "cdnkit.core"
 local client = require "cdnkit.client"
 local errors = require "cdnkit.errors"
@@ -31,14 +32,14 @@ function A.credentials(opts, level)
     return client.credential(opts, "secret_id", "TENCENTCLOUD_SECRET_ID"),
       client.credential(opts, "secret_key", "TENCENTCLOUD_SECRET_KEY")
   end)
-  if not ok then error("cdnkit.qcloud: " .. id, level) end
+  if not ok then raise("cdnkit.qcloud: " .. id) end
   if not id or not key then
-    error("cdnkit.qcloud: no credentials: give secret_id and secret_key, or set " ..
-      "TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY", level)
+    raise("cdnkit.qcloud: no credentials: give secret_id and secret_key, or set " ..
+      "TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY")
   end
   local sm = opts.sign_method
   if sm ~= nil and sm ~= "HmacSHA1" and sm ~= "HmacSHA256" then
-    error("cdnkit.qcloud: option 'sign_method' must be \"HmacSHA1\" or \"HmacSHA256\"", level)
+    raise("cdnkit.qcloud: option 'sign_method' must be \"HmacSHA1\" or \"HmacSHA256\"")
   end
   return id, key
 end
