@@ -291,7 +291,8 @@ function M.new(A, opts, level)
       raise("cdnkit." .. A.name .. ": unknown option '" .. tostring(k) .. "'")
     end
   end
-  local key_id, secret = A.credentials(opts, level + 1)
+  local key_id, secret = M.read_credentials(A, opts)
+  if A.check_options then A.check_options(opts) end
   local method = opts.method or A.default_method
   if not A.methods[method] then
     raise("cdnkit." .. A.name .. ": option 'method' must be one of " .. A.method_list)
@@ -323,7 +324,7 @@ function M.new(A, opts, level)
     retry = retry.policy(opts.retry), sleep = sleeper(), clock_offset = 0,
     rate = opts.rate,
   }
-  A.init(st, opts)
+  A.init(st, opts, key_id)
   local copts = {
     key_id = key_id, secret = secret, endpoint = endpoint,
     timeout = opts.timeout, connect_timeout = opts.connect_timeout, proxy = opts.proxy,
@@ -334,14 +335,28 @@ function M.new(A, opts, level)
   return core.new_client(A.name, copts, st)
 end
 
---- Read a credential from the options or the environment.
-function M.credential(opts, key, env)
-  local v = opts[key]
-  if v == nil then v = os.getenv(env) end
-  if v ~= nil and (type(v) ~= "string" or v == "") then
-    error("option '" .. key .. "' must be a non-empty string", 0)
+--- The key id and secret from the options or the environment, as the
+-- adapter declares them ({ option, ENV_VAR } pairs, key id first).
+function M.read_credentials(A, opts)
+  local vals, names = {}, {}
+  for i, c in ipairs(A.credentials) do
+    local v = opts[c[1]]
+    if v == nil then v = os.getenv(c[2]) end
+    if v ~= nil and (type(v) ~= "string" or v == "") then
+      raise("cdnkit." .. A.name .. ": option '" .. c[1] .. "' must be a non-empty string")
+    end
+    vals[i] = v
+    names[#names + 1] = c[1]
   end
-  return v
+  for i, c in ipairs(A.credentials) do
+    if vals[i] == nil then
+      local envs = {}
+      for j, d in ipairs(A.credentials) do envs[j] = d[2] end
+      raise("cdnkit." .. A.name .. ": no credentials: give " .. table.concat(names, " and ") ..
+        ", or set " .. table.concat(envs, " and ") .. " (" .. c[1] .. " is missing)")
+    end
+  end
+  return vals[1], vals[2]
 end
 
 return M

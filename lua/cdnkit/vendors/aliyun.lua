@@ -3,9 +3,7 @@
 -- and sort the query, StringToSign = METHOD&%2F&pct(query), HMAC-SHA1 with key
 -- secret.."&" (done in C, src/client.c).  Errors: HTTP 4xx/5xx with
 -- {RequestId, HostId, Code, Message}.
-local raise = require("cdnkit.errors").raise
 local core = require "cdnkit.core"
-local client = require "cdnkit.client"
 local errors = require "cdnkit.errors"
 
 local A = {
@@ -26,22 +24,15 @@ local RETRYABLE = {
   SignatureNonceUsed = true, ["InvalidTimeStamp.Expired"] = true,
 }
 
-function A.credentials(opts, level)
-  local ok, id, secret = pcall(function()
-    return client.credential(opts, "access_key_id", "ALIBABA_CLOUD_ACCESS_KEY_ID"),
-      client.credential(opts, "access_key_secret", "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-  end)
-  if not ok then raise("cdnkit.aliyun: " .. id) end
-  if not id or not secret then
-    raise("cdnkit.aliyun: no credentials: give access_key_id and access_key_secret, or set " ..
-      "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-  end
-  return id, secret
-end
+-- credentials: option name and environment variable, key id first (data read by cdnkit.client)
+A.credentials = {
+  { "access_key_id", "ALIBABA_CLOUD_ACCESS_KEY_ID" },
+  { "access_key_secret", "ALIBABA_CLOUD_ACCESS_KEY_SECRET" },
+}
 
-function A.init(st, opts)
+function A.init(st, opts, key_id)
+  st.key_id = key_id
   st.version = opts.version or A.api.api_version
-  st.key_id = opts.access_key_id or os.getenv("ALIBABA_CLOUD_ACCESS_KEY_ID")
 end
 
 -- Alibaba joins list parameters with the declared separator

@@ -5,7 +5,6 @@
 -- Envelope: HTTP 200 with {code, message "(NNNN)text", codeDesc, data}.
 local raise = require("cdnkit.errors").raise
 local core = require "cdnkit.core"
-local client = require "cdnkit.client"
 local errors = require "cdnkit.errors"
 
 local A = {
@@ -27,25 +26,21 @@ local RETRYABLE = {
 }
 local NOT_RETRYABLE_MODULE = { [22044] = true, [22046] = true, [21000] = true, [23101] = true }
 
-function A.credentials(opts, level)
-  local ok, id, key = pcall(function()
-    return client.credential(opts, "secret_id", "TENCENTCLOUD_SECRET_ID"),
-      client.credential(opts, "secret_key", "TENCENTCLOUD_SECRET_KEY")
-  end)
-  if not ok then raise("cdnkit.qcloud: " .. id) end
-  if not id or not key then
-    raise("cdnkit.qcloud: no credentials: give secret_id and secret_key, or set " ..
-      "TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY")
-  end
+-- credentials: option name and environment variable, key id first (data read by cdnkit.client)
+A.credentials = {
+  { "secret_id", "TENCENTCLOUD_SECRET_ID" },
+  { "secret_key", "TENCENTCLOUD_SECRET_KEY" },
+}
+
+function A.check_options(opts)
   local sm = opts.sign_method
   if sm ~= nil and sm ~= "HmacSHA1" and sm ~= "HmacSHA256" then
     raise("cdnkit.qcloud: option 'sign_method' must be \"HmacSHA1\" or \"HmacSHA256\"")
   end
-  return id, key
 end
 
-function A.init(st, opts)
-  st.secret_id = opts.secret_id or os.getenv("TENCENTCLOUD_SECRET_ID")
+function A.init(st, opts, key_id)
+  st.secret_id = key_id
   st.sign_method = opts.sign_method
   st.region = opts.region
   st.token = opts.token
