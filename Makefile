@@ -37,11 +37,13 @@ all: $(SO)
 help:
 	@echo "cdnkit $(VERSION) - targets:"
 	@echo "  make demo      install missing Debian packages, build, start the local vendor"
-	@echo "                 emulators and run examples/quickstart.lua against them"
+	@echo "                 emulators and run examples/quickstart.lua and"
+	@echo "                 examples/multi_cdn_purge.lua against them"
 	@echo "  make check     install missing packages, build, run the whole test suite"
-	@echo "                 (busted specs + emulator selftest + valgrind + ASan/UBSan)"
+	@echo "                 (emulator selftest, busted specs on Lua 5.4 and LuaJIT and under"
+	@echo "                 ASan/UBSan, valgrind, luarocks make, make install, the demo)"
 	@echo "  make           build $(SO)"
-	@echo "  make test      busted specs only (no install step, no sanitizers)"
+	@echo "  make test      emulator selftest + busted specs (no install step, no sanitizers)"
 	@echo "  make sanitize  the specs against an ASan/UBSan build of the core"
 	@echo "  make luajit    build the core against LuaJIT (Lua 5.1 API) into $(JIT_SO)"
 	@echo "  make valgrind  a core workload under valgrind, failing on any leak or error"
@@ -80,7 +82,7 @@ test: $(SO)
 	@CDNKIT_CPATH="$(BUILD)/?.so" LUA=$(LUA) sh spec/run.sh
 
 check: deps $(SO) $(JIT_SO)
-	@CDNKIT_CPATH="$(BUILD)/?.so" LUA=$(LUA) SANITIZE=1 VALGRIND=1 LUAJIT=1 PACKAGING=1 sh spec/run.sh
+	@CDNKIT_CPATH="$(BUILD)/?.so" LUA=$(LUA) SANITIZE=1 VALGRIND=1 LUAJIT=1 PACKAGING=1 DEMO=1 sh spec/run.sh
 
 luajit: deps $(JIT_SO)
 

@@ -17,9 +17,12 @@ while [ ! -s "$dir/a" ] || [ ! -s "$dir/q" ]; do
 done
 echo "local emulators: aliyun on 127.0.0.1:$(cat "$dir/a"), qcloud on 127.0.0.1:$(cat "$dir/q")"
 echo
-CDNKIT_ALIYUN_ENDPOINT="http://127.0.0.1:$(cat "$dir/a")" \
-CDNKIT_QCLOUD_ENDPOINT="http://127.0.0.1:$(cat "$dir/q")" \
-ALIBABA_CLOUD_ACCESS_KEY_ID=demo-id ALIBABA_CLOUD_ACCESS_KEY_SECRET=demo-secret \
-TENCENTCLOUD_SECRET_ID=AKIDdemo TENCENTCLOUD_SECRET_KEY=demokey \
-LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="${CDNKIT_CPATH:-build/5.4/?.so};;" \
-  "$LUA" examples/quickstart.lua
+export CDNKIT_ALIYUN_ENDPOINT="http://127.0.0.1:$(cat "$dir/a")"
+export CDNKIT_QCLOUD_ENDPOINT="http://127.0.0.1:$(cat "$dir/q")"
+export ALIBABA_CLOUD_ACCESS_KEY_ID=demo-id ALIBABA_CLOUD_ACCESS_KEY_SECRET=demo-secret
+export TENCENTCLOUD_SECRET_ID=AKIDdemo TENCENTCLOUD_SECRET_KEY=demokey
+export LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="${CDNKIT_CPATH:-build/5.4/?.so};;"
+"$LUA" examples/quickstart.lua
+echo
+echo "== multi-CDN purge (examples/multi_cdn_purge.lua)"
+"$LUA" examples/multi_cdn_purge.lua

@@ -79,6 +79,18 @@ if [ "${SANITIZE:-0}" = 1 ] || [ "${ASAN:-0}" = 1 ]; then
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 CDNKIT_SLOW_OK=1
 fi
 
+if [ "${DEMO:-0}" = 1 ]; then
+  echo "== make demo (examples against the emulators)"
+  out=$(mktemp)
+  if CDNKIT_CPATH="${CDNKIT_CPATH:-build/5.4/?.so}" LUA="$LUA" sh examples/demo.sh >"$out" 2>&1 &&
+     grep -q "purge complete" "$out" && grep -q "done everywhere" "$out"; then
+    echo "demo: ok"; passed=$((passed + 1))
+  else
+    echo "demo: FAILED"; cat "$out"; failed=$((failed + 1)); rc=1
+  fi
+  rm -f "$out"
+fi
+
 if [ "${PACKAGING:-0}" = 1 ]; then
   echo "== packaging"
   # luarocks make from this checkout, offline, into a scratch tree
