@@ -27,10 +27,13 @@ JIT_SO  = build/5.1/cdnkit/core.so
 JIT_INC = /usr/include/luajit-2.1
 
 DEBS = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-busted \
-       pkg-config gcc make valgrind python3 ca-certificates binutils locales luarocks \
+       pkg-config gcc make valgrind python3 ca-certificates binutils locales luarocks clang \
        luajit2 libluajit2-5.1-dev
 
-.PHONY: all deps check test demo sanitize valgrind bench install uninstall clean help luajit
+FUZZ_BIN = build/fuzz/json_fuzz
+FUZZ_SECONDS ?= 20
+
+.PHONY: fuzz all deps check test demo sanitize valgrind bench install uninstall clean help luajit
 
 all: $(SO)
 
@@ -47,6 +50,7 @@ help:
 	@echo "  make sanitize  the specs against an ASan/UBSan build of the core"
 	@echo "  make luajit    build the core against LuaJIT (Lua 5.1 API) into $(JIT_SO)"
 	@echo "  make valgrind  a core workload under valgrind, failing on any leak or error"
+	@echo "  make fuzz      libFuzzer on the JSON codec for FUZZ_SECONDS (20)"
 	@echo "  make bench     speed and memory measurements (ratios, see bench/README.md)"
 	@echo "  make install   install into PREFIX=$(PREFIX) (DESTDIR honoured)"
 	@echo "  make deps      only install the missing Debian packages (needs root)"
@@ -78,11 +82,23 @@ $(ASAN_SO): $(SRC) $(HDR) Makefile
 	$(CC) $(ALL_CFLAGS) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	  -fno-sanitize-recover=undefined -shared -o $@ $(SRC) $(LIBS)
 
+# libFuzzer on the JSON codec (links liblua: a test binary, not the module)
+$(FUZZ_BIN): fuzz/json_fuzz.c src/json.c src/json.h src/compat.h
+	@mkdir -p $(dir $@)
+	clang -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	  -I$(LUA_INCDIR) -o $@ fuzz/json_fuzz.c src/json.c -llua$(LUA_VERSION) -lm
+
+fuzz: deps $(FUZZ_BIN)
+	@mkdir -p build/fuzz/corpus
+	@$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  build/fuzz/corpus fuzz/corpus >build/fuzz/log 2>&1; rc=$$?; \
+	  grep -E "^Done|ERROR|SUMMARY" build/fuzz/log; exit $$rc
+
 test: $(SO)
 	@CDNKIT_CPATH="$(BUILD)/?.so" LUA=$(LUA) sh spec/run.sh
 
 check: deps $(SO) $(JIT_SO)
-	@CDNKIT_CPATH="$(BUILD)/?.so" LUA=$(LUA) SANITIZE=1 VALGRIND=1 LUAJIT=1 PACKAGING=1 DEMO=1 sh spec/run.sh
+	@CDNKIT_CPATH="$(BUILD)/?.so" LUA=$(LUA) SANITIZE=1 VALGRIND=1 LUAJIT=1 PACKAGING=1 DEMO=1 FUZZ=1 sh spec/run.sh
 
 luajit: deps $(JIT_SO)
 

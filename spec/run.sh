@@ -79,6 +79,16 @@ if [ "${SANITIZE:-0}" = 1 ] || [ "${ASAN:-0}" = 1 ]; then
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 CDNKIT_SLOW_OK=1
 fi
 
+if [ "${FUZZ:-0}" = 1 ]; then
+  echo "== fuzz (libFuzzer, JSON codec)"
+  if make -s fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}"; then
+    passed=$((passed + 1))
+  else
+    echo "fuzz: FAILED (see build/fuzz/log; the crashing input is saved as crash-*)"
+    failed=$((failed + 1)); rc=1
+  fi
+fi
+
 if [ "${DEMO:-0}" = 1 ]; then
   echo "== make demo (examples against the emulators)"
   out=$(mktemp)
