@@ -57,7 +57,7 @@ describe("batch", function()
     local report = ali:refresh { urls = input, concurrency = 3 }
     assert.is_true(report.ok, report.failed[1] and tostring(report.failed[1].err))
     assert.equal(3000, report.done)
-    assert.equal(3, report.rounds)
+    assert.is_true(report.rounds >= 3)
     accounted(report, input)
     local st = ea:stats()
     assert.equal(3000, #st.refreshed_urls)

@@ -35,7 +35,9 @@ end
 local function dedupe(list, what, level)
   if list == nil then return {} end
   if type(list) == "string" then list = { list } end
-  if type(list) ~= "table" then raise("cdnkit: " .. what .. " must be an array of strings") end
+  if type(list) ~= "table" or not validate.as_array(list) then
+    raise("cdnkit: " .. what .. " must be an array (a Lua sequence without holes) of strings")
+  end
   local seen, out = {}, {}
   for i, v in ipairs(list) do
     if type(v) ~= "string" or v == "" then
@@ -133,66 +135,119 @@ local function send_round(items)
   return results
 end
 
+-- what one batch came to: data | nil, err.  Never raises: an unexpected
+-- failure reading the answer is recorded against the batch, so a report is
+-- always complete.
 local function outcome(group, job, r)
-  local data, err
-  if r.err then
-    data, err = client_mod.outcome(group.st, job.action, job.req, nil, r.err)
-  else
-    data, err = client_mod.outcome(group.st, job.action, job.req, r.status, r.headers, r.body)
-    if err and err.clock then client_mod.learn_clock(group.st, r.headers) end
+  local ok, data, err = pcall(function()
+    if r == nil then
+      return nil, { code = "http", message = "no result for this request", sent = true }
+    end
+    if r.err then
+      return client_mod.outcome(group.st, job.action, job.req, nil, r.err)
+    end
+    return client_mod.outcome(group.st, job.action, job.req, r.status, r.headers, r.body)
+  end)
+  if not ok then
+    return nil, errors.new(group.A.name, job.action, {
+      code = "http", retryable = false, ambiguous = true,
+      message = "cannot read the answer: " .. tostring(data),
+    })
   end
+  if err and not errors.is(err) then err = errors.new(group.A.name, job.action, err) end
   return data, err
 end
 
+-- requests signed per wave and per vendor, as a multiple of its concurrency:
+-- a wave goes out at once, so nothing waits long after being signed
+local WAVE = 4
+-- a request whose pacing slot is further away than this is left for a later
+-- wave rather than signed now (signatures carry a timestamp)
+local PACE_WINDOW = 30
+
 -- Run the plans of one or more vendors to the end; fills each plan's report.
+-- Work goes out in waves: each wave takes, per vendor, up to WAVE x
+-- concurrency batches that are due (not backing off, pacing slot near),
+-- signs them with a fresh nonce and timestamp, and sends them through one
+-- libcurl multi loop.  Failed batches are queued again after backoff, or
+-- recorded as failed; every batch ends in exactly one of the two lists.
 local function execute(groups)
-  local pending = {}
+  local queue = {}
   for gi, g in ipairs(groups) do
-    for _, j in ipairs(g.jobs) do pending[#pending + 1] = { group = g, gi = gi, job = j } end
+    for _, j in ipairs(g.jobs) do queue[#queue + 1] = { group = g, gi = gi, job = j, due = 0 } end
   end
   local t0 = core.monotime()
-  local rounds = 0
-  while #pending > 0 do
-    rounds = rounds + 1
-    for _, it in ipairs(pending) do
-      local g, j = it.group, it.job
-      j.attempts = j.attempts + 1
-      j.req = g.A.build(g.client, g.st, j.action, j.flat, {})
-      client_mod.trace_request(g.st, j.action, j.req)
-      local b = pace.bucket(g.st, j.action)
-      it.req = j.req
-      j.req.group = it.gi
-      j.req.client = g.client
-      j.req.not_before = b and pace.take(b) or nil
-    end
-    local results = send_round(pending)
-    local again, wait = {}, 0
-    for i, it in ipairs(pending) do
-      local g, j = it.group, it.job
-      local rep = g.report
-      local data, err = outcome(g, j, results[i])
-      if data ~= nil then
-        rep.done = rep.done + #j.urls
-        local ids = g.A.task_ids(j.kind, data)
-        for _, id in ipairs(ids) do rep.task_ids[#rep.task_ids + 1] = id end
-        rep.results[#rep.results + 1] = { kind = j.kind, urls = j.urls, task_ids = ids }
-      else
-        err.attempts = j.attempts
-        if retry.should_retry(g.policy, err, j.attempts, j.idempotent, t0) then
-          again[#again + 1] = it
-          local w = err.clock and 0 or retry.backoff(g.policy, j.attempts)
-          if w > wait then wait = w end
-        else
-          rep.ok = false
-          rep.failed[#rep.failed + 1] = { kind = j.kind, urls = j.urls, err = err }
-        end
+  local waves = 0
+  while #queue > 0 do
+    local now = core.monotime()
+    local wave, rest, taken = {}, {}, {}
+    local next_due = math.huge
+    for _, it in ipairs(queue) do
+      local g = it.group
+      local n = taken[g] or 0
+      local due = it.due
+      if due <= now and n < g.conc * WAVE then
+        local slot = pace.ready_at(g.st, it.job.action, now)
+        if slot > now + PACE_WINDOW then due = slot - PACE_WINDOW end
       end
-      j.req = nil
+      if due <= now and n < g.conc * WAVE then
+        taken[g] = n + 1
+        wave[#wave + 1] = it
+      else
+        rest[#rest + 1] = it
+        if due > now and due < next_due then next_due = due end
+      end
     end
-    pending = again
-    if #pending > 0 and wait > 0 then pending[1].group.st.sleep(wait) end
+    if #wave == 0 then
+      groups[1].st.sleep(math.max(0.001, next_due - now))
+    else
+      waves = waves + 1
+      for _, it in ipairs(wave) do
+        local g, j = it.group, it.job
+        j.attempts = j.attempts + 1
+        j.req = g.A.build(g.client, g.st, j.action, j.flat, {})
+        client_mod.trace_request(g.st, j.action, j.req)
+        it.req = j.req
+        j.req.group = it.gi
+        j.req.client = g.client
+        j.req.not_before = pace.reserve(g.st, j.action)
+      end
+      local results = send_round(wave)
+      local after = core.monotime()
+      for i, it in ipairs(wave) do
+        local g, j = it.group, it.job
+        local rep = g.report
+        local data, err = outcome(g, j, results[i])
+        if data ~= nil then
+          rep.done = rep.done + #j.urls
+          local ok, ids = pcall(g.A.task_ids, j.kind, data)
+          if not ok or type(ids) ~= "table" then ids = {} end
+          for _, id in ipairs(ids) do rep.task_ids[#rep.task_ids + 1] = id end
+          rep.results[#rep.results + 1] = { kind = j.kind, urls = j.urls, task_ids = ids }
+        else
+          err.attempts = j.attempts
+          local r = results[i]
+          if err.clock and not j.clock_fixed and r and
+             client_mod.learn_clock(g.st, r.headers) then
+            -- the vendor rejected our timestamp: resend at once with its clock
+            -- (one extra attempt, as for single calls)
+            j.clock_fixed = true
+            it.due = 0
+            rest[#rest + 1] = it
+          elseif retry.should_retry(g.policy, err, j.attempts, j.idempotent, t0) then
+            it.due = after + retry.backoff(g.policy, j.attempts)
+            rest[#rest + 1] = it
+          else
+            rep.ok = false
+            rep.failed[#rep.failed + 1] = { kind = j.kind, urls = j.urls, err = err }
+          end
+        end
+        j.req = nil
+      end
+    end
+    queue = rest
   end
-  for _, g in ipairs(groups) do g.report.rounds = rounds end
+  for _, g in ipairs(groups) do g.report.rounds = waves end
 end
 
 ---------------------------------------------------------------------------
@@ -215,10 +270,17 @@ local function task_state(spec, items)
   return any_running and "running" or "done"
 end
 
-function report_mt:wait(opts)
-  opts = opts or {}
-  local timeout = opts.timeout or 300
-  local interval = opts.interval or 5
+local function wait_opts(opts)
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then raise("cdnkit: wait: options table expected") end
+  local timeout, interval = opts.timeout or 300, opts.interval or 5
+  if type(timeout) ~= "number" or not (timeout >= 0) then raise("cdnkit: wait: timeout must be seconds >= 0") end
+  if type(interval) ~= "number" or not (interval > 0) then raise("cdnkit: wait: interval must be seconds > 0") end
+  return timeout, interval
+end
+
+function report_mt:wait(opts, deadline)
+  local timeout, interval = wait_opts(opts)
   local self_client = self.client
   local st = self_client:_state()
   local A = st.adapter
@@ -232,7 +294,7 @@ function report_mt:wait(opts)
       end
     end
   end
-  local deadline = core.monotime() + timeout
+  deadline = deadline or core.monotime() + timeout
   local errs = {}
   while true do
     local still = {}
@@ -245,8 +307,14 @@ function report_mt:wait(opts)
       for k, v in pairs(spec.params or {}) do params[k] = v end
       params[spec.id_param] = t.id
       local a = st.api_index[spec.action]
-      local flat = assert(validate.check(st.api, a, params, A.list_form))
-      local data, err = client_mod.invoke(self_client, spec.action, flat, true)
+      local flat, msg = validate.check(st.api, a, params, A.list_form)
+      local data, err
+      if flat then
+        data, err = client_mod.invoke(self_client, spec.action, flat, true)
+      else
+        err = errors.new(A.name, spec.action, { code = "json", message = "cannot query task " ..
+          tostring(t.id) .. ": " .. msg })
+      end
       if data == nil then
         errs[#errs + 1] = err
         still[#still + 1] = t
@@ -257,8 +325,9 @@ function report_mt:wait(opts)
       end
     end
     todo = still
-    if #todo == 0 or core.monotime() + interval > deadline then break end
-    st.sleep(interval)
+    local left = deadline - core.monotime()
+    if #todo == 0 or left <= 0 then break end
+    st.sleep(math.min(interval, left))
   end
   local sum = { done = {}, failed = {}, running = {}, untracked = untracked, errors = errs }
   for id, s in pairs(self.tasks) do table.insert(sum[s], id) end
@@ -362,6 +431,9 @@ function M.refresh_all(clients, opts, level)
   end
   if opts.check_quota then
     for _, g in ipairs(groups) do
+      if not g.A.quota then raise("cdnkit." .. g.A.name .. ": the vendor has no quota API to check") end
+    end
+    for _, g in ipairs(groups) do
       local ok, err = check_quota(g, kinds, level)
       if not ok then return nil, err end
     end
@@ -377,9 +449,11 @@ end
 
 --- wait for every vendor's tasks; returns the summaries, and true when all complete
 function multi_mt:wait(opts)
+  local timeout = wait_opts(opts)
+  local deadline = core.monotime() + timeout -- one deadline for every vendor
   local all, sums = true, {}
   for i, r in ipairs(self) do
-    sums[i] = r:wait(opts)
+    sums[i] = r:wait(opts, deadline)
     if not sums[i].complete then all = false end
   end
   return all, sums

@@ -16,18 +16,36 @@ local cache = {} -- vendor -> methods table (built once per lua_State)
 
 local function state_of(self) return self:_state() end
 
--- run the user's transport function once: status, headers, body | nil, err
+-- run the user's transport function once: status, headers, body | nil, err.
+-- What it returns is checked: a bad answer is a structured error, never a
+-- crash further down; header names are lower-cased as libcurl's are.
 local function lua_transport(st, req)
   local ok, status, headers, body = pcall(st.transport, req)
   if not ok then
     return nil, { code = "http", message = "transport raised: " .. tostring(status), sent = true }
   end
-  if status == nil then
+  if not status then
     local e = headers
     if type(e) ~= "table" then e = { code = "http", message = tostring(e), sent = true } end
     return nil, e
   end
-  return status, headers or {}, body or ""
+  if type(status) ~= "number" or status < 100 or status > 999 then
+    return nil, { code = "http", sent = true,
+                  message = "transport returned a bad status (" .. tostring(status) .. ")" }
+  end
+  if body ~= nil and type(body) ~= "string" then
+    return nil, { code = "http", sent = true, message = "transport returned a non-string body" }
+  end
+  local h = {}
+  if type(headers) == "table" then
+    for k, v in pairs(headers) do
+      if type(k) == "string" then
+        if type(v) == "table" then v = table.concat(v, ", ") end
+        h[k:lower()] = tostring(v)
+      end
+    end
+  end
+  return status, h, body or ""
 end
 M.lua_transport = lua_transport
 
@@ -41,9 +59,13 @@ local function trace(st, event)
   if st.trace then pcall(st.trace, event) end
 end
 
--- mask what must not be shown in traces: the signature and auth headers
+-- mask what must not be shown in traces: signatures, session tokens, auth headers
+local function redact_params(s)
+  return (s:gsub("([?&]Signature=)[^&]*", "%1***"):gsub("^(Signature=)[^&]*", "%1***")
+           :gsub("([?&]Token=)[^&]*", "%1***"):gsub("^(Token=)[^&]*", "%1***"))
+end
 local function redact_url(url)
-  return (url:gsub("([?&]Signature=)[^&]*", "%1***"))
+  return redact_params(url)
 end
 local function redact_req(req)
   local h = {}
@@ -52,7 +74,7 @@ local function redact_req(req)
     h[k] = (lk == "authorization" or lk == "x-auth-token") and "***" or v
   end
   local body = req.body
-  if body then body = body:gsub("(Signature=)[^&]*", "%1***") end
+  if body then body = redact_params(body) end
   return { method = req.method, url = redact_url(req.url), headers = h, body = body }
 end
 
@@ -107,9 +129,9 @@ local learn_clock = M.learn_clock
 
 -- one signed request -> result | nil, err
 local function attempt(self, st, action, flat, opts)
-  local b = pace.bucket(st, action)
-  if b then
-    local w = pace.take(b) - core.monotime()
+  local at = pace.reserve(st, action)
+  if at then
+    local w = at - core.monotime()
     if w > 0 then st.sleep(w) end
   end
   local req = st.adapter.build(self, st, action, flat, opts or {})
@@ -267,18 +289,30 @@ local function build_methods(A)
   })
 end
 
-local function sleeper()
-  local ngx = rawget(_G, "ngx")
-  if ngx and type(ngx.sleep) == "function" and ngx.get_phase and ngx.get_phase() ~= "init" then
-    return ngx.sleep
+-- waiting (retry backoff, pacing): the user's `sleep`, else ngx.sleep where
+-- the nginx phase allows yielding, else the C core's.  Chosen at each wait,
+-- so a client made in init_by_lua does not block workers later.
+local function make_sleep(user)
+  if user then return user end
+  return function(seconds)
+    local ngx = rawget(_G, "ngx")
+    if ngx and type(ngx.sleep) == "function" and ngx.get_phase then
+      local phase = ngx.get_phase()
+      if phase ~= "init" and phase ~= "init_worker" and phase ~= "log"
+        and phase ~= "header_filter" and phase ~= "body_filter" then
+        return ngx.sleep(seconds)
+      end
+    end
+    return core.sleep(seconds)
   end
-  return core.sleep
 end
 
+-- options common to every client, with the type each must have
 local COMMON = {
-  endpoint = true, method = true, timeout = true, connect_timeout = true, proxy = true,
-  ca_file = true, verify_tls = true, user_agent = true, retry = true, transport = true,
-  trace = true, max_body = true, rate = true,
+  endpoint = "string", method = "string", timeout = "number", connect_timeout = "number",
+  proxy = "string", ca_file = "string", verify_tls = "boolean", user_agent = "string",
+  retry = "table", transport = "function", trace = "function", max_body = "number",
+  rate = "number", sleep = "function",
 }
 
 --- Create a client of adapter A from the user's options.
@@ -286,10 +320,27 @@ function M.new(A, opts, level)
   level = (level or 1) + 1
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then raise("cdnkit." .. A.name .. ": options table expected") end
-  for k in pairs(opts) do
-    if type(k) ~= "string" or not (COMMON[k] or A.options[k]) then
+  for k, v in pairs(opts) do
+    local want = type(k) == "string" and (COMMON[k] or A.options[k])
+    if not want then
       raise("cdnkit." .. A.name .. ": unknown option '" .. tostring(k) .. "'")
     end
+    local ok = type(v) == want or (k == "retry" and v == false) or (k == "rate" and v == false)
+    if not ok then
+      raise("cdnkit." .. A.name .. ": option '" .. k .. "' must be a " .. want .. ", got " .. type(v))
+    end
+  end
+  for _, k in ipairs { "timeout", "connect_timeout" } do
+    local v = opts[k]
+    if v ~= nil and not (v > 0 and v < 86400) then
+      raise("cdnkit." .. A.name .. ": option '" .. k .. "' must be > 0 and < 86400 seconds")
+    end
+  end
+  if opts.max_body ~= nil and not (opts.max_body >= 1 and opts.max_body <= 2 ^ 30) then
+    raise("cdnkit." .. A.name .. ": option 'max_body' must be 1 .. 2^30 bytes")
+  end
+  if opts.rate and not (opts.rate > 0 and opts.rate <= 1e6) then
+    raise("cdnkit." .. A.name .. ": option 'rate' must be requests per second (> 0) or false")
   end
   local key_id, secret = M.read_credentials(A, opts)
   if A.check_options then A.check_options(opts) end
@@ -298,17 +349,12 @@ function M.new(A, opts, level)
     raise("cdnkit." .. A.name .. ": option 'method' must be one of " .. A.method_list)
   end
   local endpoint = opts.endpoint or A.default_endpoint
-  if type(endpoint) ~= "string" or not endpoint:match("^https?://[^/@]+$") then
+  if endpoint:find("@", 1, true) then
+    raise("cdnkit." .. A.name .. ": option 'endpoint' must not contain credentials (user:password@)")
+  end
+  if not endpoint:match("^https?://[^/]+$") then
     raise("cdnkit." .. A.name .. ": option 'endpoint' must be scheme://host[:port] without a path, got '"
-      .. tostring(endpoint) .. "'")
-  end
-  if opts.rate ~= nil and opts.rate ~= false and (type(opts.rate) ~= "number" or opts.rate <= 0) then
-    raise("cdnkit." .. A.name .. ": option 'rate' must be requests per second (> 0) or false")
-  end
-  for _, f in ipairs { "transport", "trace" } do
-    if opts[f] ~= nil and type(opts[f]) ~= "function" then
-      raise("cdnkit." .. A.name .. ": option '" .. f .. "' must be a function")
-    end
+      .. endpoint .. "'")
   end
   local methods = cache[A.name]
   if not methods then
@@ -321,7 +367,7 @@ function M.new(A, opts, level)
     methods = methods, adapter = A, api = A.api, api_index = index,
     endpoint = endpoint, method = method,
     transport = opts.transport, trace = opts.trace,
-    retry = retry.policy(opts.retry), sleep = sleeper(), clock_offset = 0,
+    retry = retry.policy(opts.retry), sleep = make_sleep(opts.sleep), clock_offset = 0,
     rate = opts.rate,
   }
   A.init(st, opts, key_id)

@@ -38,6 +38,9 @@ function M.is(v)
   return type(v) == "table" and getmetatable(v) == mt
 end
 
+-- where cdnkit's Lua files live (this file's folder), to tell its frames apart
+local HERE = (debug.getinfo(1, "S").source or ""):match("^(@.*[/\\])errors%.lua$")
+
 --- Raise a usage mistake at the user's call site: the first stack frame
 -- that is neither cdnkit's own Lua code nor a C function.  (Counting levels
 -- by hand breaks with every helper and tail call in between.)
@@ -50,7 +53,8 @@ function M.raise(msg)
       break
     end
     local src = info.source or ""
-    if info.what ~= "C" and not src:find("cdnkit[/\\][%w_/\\]*%.lua$") then break end
+    local ours = HERE and src:sub(1, #HERE) == HERE
+    if info.what ~= "C" and not ours then break end
     level = level + 1
   end
   error(msg, level)

@@ -8,6 +8,8 @@
 -- page number (1-based) it happened on.  Wrap the loop in pcall to handle it.
 local raise = require("cdnkit.errors").raise
 local client = require "cdnkit.client"
+local core = require "cdnkit.core"
+local errors = require "cdnkit.errors"
 local validate = require "cdnkit.validate"
 
 local M = {}
@@ -46,7 +48,15 @@ local function pages(self, action, params, level)
   -- validate once up front so usage mistakes raise at the call, not mid-loop
   local flat, msg = validate.check(st.api, a, p, st.adapter.list_form)
   if not flat then raise(msg) end
+  size = tonumber(size)
   local n, seen, finished = 0, 0, false
+  local prev_first
+  local function fail(code, message, page)
+    finished = true
+    local err = errors.new(st.adapter.name, action, { code = code, message = message })
+    err.page = page
+    error(err, 0)
+  end
   return function()
     if finished then return nil end
     n = n + 1
@@ -58,15 +68,38 @@ local function pages(self, action, params, level)
       error(err, 0)
     end
     local items = dig(page, pg.items)
-    local count = type(items) == "table" and #items or 0
+    if items == nil then
+      -- an empty result may leave the list out; anything else is a surprise
+      local total0 = pg.total and tonumber(dig(page, pg.total))
+      if total0 == 0 or (total0 == nil and seen == 0) then
+        finished = true
+        return page, n
+      end
+      fail("json", "page " .. n .. " has no '" .. pg.items .. "' list", n)
+    end
+    if type(items) ~= "table" then
+      fail("json", "'" .. pg.items .. "' is not a list on page " .. n, n)
+    end
+    local count = #items
+    -- a server that ignores the page parameter would loop for ever
+    local first = count > 0 and core.json_encode(items[1]) or nil
+    if first and first == prev_first then
+      fail("json", "page " .. n .. " repeats the previous page (the server ignores " .. pk .. ")", n)
+    end
+    prev_first = first
     seen = seen + count
     local total = pg.total and tonumber(dig(page, pg.total))
-    if count == 0 or (size and count < size) or (total and seen >= total) then
+    if count == 0 then
       finished = true
-    elseif offset_style then
-      p[pk] = p[pk] + count
-    else
-      p[pk] = p[pk] + 1
+    elseif total then
+      -- the reported total decides; a short page only means the server
+      -- serves smaller pages than we asked for
+      finished = seen >= total
+    elseif size and count < size then
+      finished = true
+    end
+    if not finished then
+      if offset_style then p[pk] = (tonumber(p[pk]) or 0) + count else p[pk] = (tonumber(p[pk]) or 1) + 1 end
     end
     return page, n
   end

@@ -26,6 +26,14 @@ function M.policy(opt)
   if type(p.attempts) ~= "number" or p.attempts < 1 then
     raise("cdnkit: retry.attempts must be a number >= 1")
   end
+  for _, k in ipairs { "base", "max" } do
+    if type(p[k]) ~= "number" or not (p[k] >= 0 and p[k] < 3600) then
+      raise("cdnkit: retry." .. k .. " must be seconds, 0 <= " .. k .. " < 3600")
+    end
+  end
+  if p.deadline ~= nil and (type(p.deadline) ~= "number" or not (p.deadline > 0)) then
+    raise("cdnkit: retry.deadline must be seconds > 0")
+  end
   if p.on ~= nil and type(p.on) ~= "function" then
     raise("cdnkit: retry.on must be a function(err) -> boolean")
   end

@@ -11,11 +11,34 @@ local tostring, type, pairs, ipairs = tostring, type, pairs, ipairs
 local floor = math.floor
 local concat, sort = table.concat, table.sort
 
+-- documented text formats: patterns and field ranges
+local function ranges_ok(y, mo, d, h, mi, se)
+  mo, d = tonumber(mo), tonumber(d)
+  if mo < 1 or mo > 12 or d < 1 or d > 31 then return false end
+  if h and (tonumber(h) > 23 or tonumber(mi) > 59) then return false end
+  if se and se ~= "" and tonumber(se) > 59 then return false end
+  return true
+end
+
 local FORMATS = {
-  date = { "^%d%d%d%d%-%d%d%-%d%d$", "YYYY-MM-DD" },
-  datetime = { "^%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d$", "YYYY-MM-DD hh:mm:ss" },
-  iso8601 = { "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:?%d?%d?Z$", "YYYY-MM-DDThh:mm[:ss]Z (UTC)" },
-  url = { "^[hH][tT][tT][pP][sS]?://[^%c]+$", "a URL starting with http:// or https://" },
+  date = { "YYYY-MM-DD", function(s)
+    local y, mo, d = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
+    return y and ranges_ok(y, mo, d)
+  end },
+  datetime = { "YYYY-MM-DD hh:mm:ss", function(s)
+    local y, mo, d, h, mi, se = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d) (%d%d):(%d%d):(%d%d)$")
+    return y and ranges_ok(y, mo, d, h, mi, se)
+  end },
+  iso8601 = { "YYYY-MM-DDThh:mm[:ss]Z (UTC)", function(s)
+    local y, mo, d, h, mi, se = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)Z$")
+    if not y then
+      y, mo, d, h, mi = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d)Z$")
+    end
+    return y and ranges_ok(y, mo, d, h, mi, se)
+  end },
+  url = { "a URL starting with http:// or https://", function(s)
+    return s:match("^[hH][tT][tT][pP][sS]?://[^%c]+$") ~= nil
+  end },
 }
 M.FORMATS = FORMATS
 
@@ -23,15 +46,28 @@ local function is_integer(v)
   return type(v) == "number" and v == floor(v) and v > -2^63 and v < 2^63
 end
 
+local function finite(v)
+  return v == v and v ~= math.huge and v ~= -math.huge
+end
+
+-- integral numbers as digits (never "1.2e+14" or "-0", on LuaJIT too)
 local function int_string(v)
+  if v == 0 then return "0" end
   if math.type and math.type(v) == "integer" then return tostring(v) end
   return string.format("%.0f", v)
+end
+M.int_string = int_string
+
+--- A number or string id as text (task ids, host ids).
+function M.id_string(v)
+  if type(v) == "number" and is_integer(v) then return int_string(v) end
+  return tostring(v)
 end
 
 local function check_format(p, s)
   local f = p.format and FORMATS[p.format]
-  if f and not s:match(f[1]) then
-    return "must be " .. f[2] .. ", got '" .. s .. "'"
+  if f and not f[2](s) then
+    return "must be " .. f[1] .. ", got '" .. s .. "'"
   end
   if p.pattern and not s:match(p.pattern) then
     return "does not match the documented form (" .. p.pattern .. "), got '" .. s .. "'"
@@ -55,7 +91,7 @@ local function enum_text(enum)
 end
 
 -- Check one scalar; returns the string to send, or nil, message.
-local function scalar(p, v, typ)
+local function scalar(p, v, typ, item)
   typ = typ or p[2]
   if typ == "integer" then
     if type(v) == "string" and v:match("^%-?%d+$") then v = tonumber(v) end
@@ -68,17 +104,19 @@ local function scalar(p, v, typ)
     return int_string(v)
   elseif typ == "number" then
     if type(v) == "string" then v = tonumber(v) or v end
-    if type(v) ~= "number" or v ~= v then return nil, "must be a number, got " .. type(v) end
+    if type(v) ~= "number" or not finite(v) then return nil, "must be a finite number, got " .. tostring(v) end
     if p.min and v < p.min then return nil, "must be >= " .. p.min end
     if p.max and v > p.max then return nil, "must be <= " .. p.max end
     if is_integer(v) then return int_string(v) end
     return string.format("%.17g", v)
   else -- string
     if type(v) == "number" then
-      v = is_integer(v) and int_string(v) or tostring(v)
+      if not finite(v) then return nil, "must be a string, got the number " .. tostring(v) end
+      v = is_integer(v) and int_string(v) or string.format("%.17g", v)
     elseif type(v) ~= "string" then
       return nil, "must be a string, got " .. type(v)
     end
+    if v == "" and (p.required or item) then return nil, "must not be empty" end
     if p.enum and not in_enum(p.enum, v) then
       return nil, "must be one of " .. enum_text(p.enum) .. ", got '" .. v .. "'"
     end
@@ -89,14 +127,19 @@ local function scalar(p, v, typ)
 end
 
 -- Lua array check: 1..n keys only
+-- a Lua sequence: keys exactly 1..n (a hole makes # unreliable, so count)
 local function as_array(v)
   if type(v) ~= "table" then return nil end
-  local n = #v
+  local n, count = #v, 0
   for k in pairs(v) do
     if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then return nil end
+    count = count + 1
   end
+  if count ~= n then return nil end
   return v, n
 end
+
+M.as_array = as_array
 
 --- Validate `params` for action `a` (a declared action table) of vendor `api`.
 -- `list_form(name, items, p, out)` writes a list into `out` (vendor-specific).
@@ -135,7 +178,14 @@ function M.check(api, a, params, list_form)
       end
     elseif typ == "list" then
       local items, n = as_array(v)
-      if type(v) == "string" or type(v) == "number" then
+      if type(v) == "string" and p.sep then
+        -- one string in the vendor's joined form: split it, so limits and
+        -- reports count what the vendor will count
+        items = {}
+        local pat = p.sep == "\n" and "[^\r\n]+" or ("[^" .. p.sep:gsub("%p", "%%%0") .. "]+")
+        for part in v:gmatch(pat) do items[#items + 1] = part end
+        n = #items
+      elseif type(v) == "string" or type(v) == "number" then
         items, n = { v }, 1
       elseif not items then
         return nil, where .. "parameter '" .. name .. "' must be an array (Lua sequence) or a string"
@@ -149,12 +199,13 @@ function M.check(api, a, params, list_form)
       end
       local strs = {}
       for i = 1, n do
-        local s, msg = scalar(p, items[i], p.item or "string")
+        local s, msg = scalar(p, items[i], p.item or "string", true)
         if not s then
           return nil, where .. "parameter '" .. name .. "' item " .. i .. " " .. msg
         end
-        if p.sep and s:find(p.sep, 1, true) and p.sep ~= "\n" then
-          return nil, where .. "parameter '" .. name .. "' item " .. i .. " contains the separator '" .. p.sep .. "'"
+        if p.sep and (s:find(p.sep, 1, true) or (p.sep == "\n" and s:find("\r", 1, true))) then
+          return nil, where .. "parameter '" .. name .. "' item " .. i .. " contains the separator " ..
+            (p.sep == "\n" and "(a line break)" or ("'" .. p.sep .. "'"))
         end
         strs[i] = s
       end
@@ -181,14 +232,28 @@ function M.check(api, a, params, list_form)
       out[name] = s
     end
   end
+  local function present(n) return params[n] ~= nil and params[n] ~= core.null end
   if a.one_of then
     local found = false
     for _, n in ipairs(a.one_of) do
-      if params[n] ~= nil then found = true end
+      if present(n) then found = true end
     end
     if not found then
       return nil, where .. "one of the parameters '" .. concat(a.one_of, "', '") .. "' is required"
     end
+  end
+  if a.requires_any then
+    -- at least one of the groups, every parameter of it
+    local texts = {}
+    for i, group in ipairs(a.requires_any) do
+      local all = true
+      for _, n in ipairs(group) do
+        if not present(n) then all = false end
+      end
+      if all then return out end
+      texts[i] = concat(group, " and ")
+    end
+    return nil, where .. "give " .. concat(texts, ", or ")
   end
   return out
 end
@@ -203,13 +268,24 @@ function M.loose(params, list_form)
       local items, n = as_array(v)
       if items and n > 0 then
         local strs = {}
-        for i = 1, n do strs[i] = type(v[i]) == "number" and scalar({}, v[i]) or tostring(v[i]) end
+        for i = 1, n do
+          local x = v[i]
+          if type(x) == "number" then
+            strs[i] = scalar({}, x, "number")
+          elseif type(x) == "table" then
+            strs[i] = core.json_encode(x)
+          elseif x == core.null then
+            strs[i] = ""
+          else
+            strs[i] = tostring(x)
+          end
+        end
         list_form(k, strs, {}, out)
       else
         out[k] = core.json_encode(v)
       end
     elseif type(v) == "number" then
-      out[k] = scalar({}, v)
+      out[k] = scalar({}, v, "number")
     elseif type(v) == "boolean" then
       out[k] = v and "true" or "false"
     elseif v ~= core.null then

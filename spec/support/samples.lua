@@ -35,7 +35,13 @@ function M.params(a)
   for _, p in ipairs(a.params or {}) do
     if p.required or want[p[1]] then t[p[1]] = M.value(p) end
   end
-  if a.requires and a.requires:find("taskId") then t.taskId = "1" end
+  if a.requires_any then
+    for _, n in ipairs(a.requires_any[#a.requires_any]) do
+      for _, p in ipairs(a.params) do
+        if p[1] == n then t[n] = M.value(p) end
+      end
+    end
+  end
   return t
 end
 

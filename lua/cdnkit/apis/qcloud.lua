@@ -90,7 +90,7 @@ return {
         { "host", "string", doc = "only this domain" },
         { "url", "string", doc = "only this URL" },
       },
-      requires = "startDate+endDate or taskId",
+      requires_any = { { "startDate", "endDate" }, { "taskId" } },
       limits = { per_minute = 1000 },
     },
     {

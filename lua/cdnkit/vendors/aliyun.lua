@@ -5,6 +5,7 @@
 -- {RequestId, HostId, Code, Message}.
 local core = require "cdnkit.core"
 local errors = require "cdnkit.errors"
+local validate = require "cdnkit.validate"
 
 local A = {
   name = "aliyun",
@@ -14,7 +15,7 @@ local A = {
   default_method = "GET",
   methods = { GET = true, POST = true },
   method_list = "GET, POST",
-  options = { access_key_id = true, access_key_secret = true, version = true },
+  options = { access_key_id = "string", access_key_secret = "string", version = "string" },
 }
 
 -- documented transient codes (VENDORS.md 2.1/2.3): retry with a fresh nonce
@@ -146,7 +147,7 @@ function A.task_ids(kind, data)
   local s = data.RefreshTaskId or data.PushTaskId
   local t = {}
   if s ~= nil then
-    for id in tostring(s):gmatch("[^,%s]+") do t[#t + 1] = id end
+    for id in validate.id_string(s):gmatch("[^,%s]+") do t[#t + 1] = id end
   end
   return t
 end

@@ -6,6 +6,7 @@
 local raise = require("cdnkit.errors").raise
 local core = require "cdnkit.core"
 local errors = require "cdnkit.errors"
+local validate = require "cdnkit.validate"
 
 local A = {
   name = "qcloud",
@@ -15,7 +16,8 @@ local A = {
   default_method = "POST",
   methods = { GET = true, POST = true },
   method_list = "GET, POST",
-  options = { secret_id = true, secret_key = true, sign_method = true, region = true, token = true },
+  options = { secret_id = "string", secret_key = "string", sign_method = "string", region = "string",
+              token = "string" },
 }
 
 -- Retryable: rate limiting and transient server states.  Daily quotas
@@ -44,7 +46,8 @@ function A.init(st, opts, key_id)
   st.sign_method = opts.sign_method
   st.region = opts.region
   st.token = opts.token
-  st.host = st.endpoint:match("^https?://([^/:]+)")
+  -- the host as signed: no port; an IPv6 literal keeps its brackets
+  st.host = st.endpoint:match("^https?://(%b[])") or st.endpoint:match("^https?://([^/:]+)")
 end
 
 -- Tencent list form: name.0, name.1, ...
@@ -118,6 +121,9 @@ function A.parse(st, action, status, headers, body, req)
     retryable = (RETRYABLE[mcode] or RETRYABLE[code]) and not NOT_RETRYABLE_MODULE[mcode] or false,
   }
   if code == 4500 or mcode == 4500 then e.clock = true end
+  -- an internal error or maintenance answer may come after the work was done:
+  -- never resend a non-idempotent action after one
+  if code == 6000 or code == 6200 then e.ambiguous = true end
   return nil, e
 end
 
@@ -146,10 +152,10 @@ A.task_status = {
 function A.task_ids(kind, data)
   local d = type(data.data) == "table" and data.data or {}
   local t = {}
-  if d.task_id ~= nil then t[1] = tostring(d.task_id) end
+  if d.task_id ~= nil then t[1] = validate.id_string(d.task_id) end
   if type(d.task_ids) == "table" then
     for _, x in ipairs(d.task_ids) do
-      if type(x) == "table" and x.task_id then t[#t + 1] = tostring(x.task_id) end
+      if type(x) == "table" and x.task_id then t[#t + 1] = validate.id_string(x.task_id) end
     end
   end
   return t
