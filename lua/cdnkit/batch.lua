@@ -32,7 +32,7 @@ local function find_batch(api, kind)
   end
 end
 
-local function dedupe(list, what, level)
+local function dedupe(list, what)
   if list == nil then return {} end
   if type(list) == "string" then list = { list } end
   if type(list) ~= "table" or not validate.as_array(list) then
@@ -55,7 +55,7 @@ local report_mt = {}
 report_mt.__index = report_mt
 
 -- Build one vendor's plan: validated batches, nothing sent.  Usage mistakes raise.
-local function plan(self, kinds, opts, level)
+local function plan(self, kinds, opts)
   local st = self:_state()
   local A = st.adapter
   local conc = opts.concurrency or 4
@@ -342,7 +342,7 @@ end
 local OPTS = { urls = true, dirs = true, concurrency = true, batch_size = true, retry = true,
                check_quota = true }
 
-local function check_opts(opts, level)
+local function check_opts(opts)
   if type(opts) ~= "table" then raise("cdnkit: options table expected") end
   for k in pairs(opts) do
     if not OPTS[k] then
@@ -355,7 +355,7 @@ end
 -- check_quota = true: ask the vendor's quota API (declared in the adapter as
 -- `quota`) before sending; nil, err (code "quota") when today's remaining
 -- quota cannot take the work.  Vendors without a quota API raise.
-local function check_quota(g, kinds, level)
+local function check_quota(g, kinds)
   local A, st = g.A, g.st
   local q = A.quota
   if not q then raise("cdnkit." .. A.name .. ": the vendor has no quota API to check") end
@@ -376,9 +376,9 @@ local function check_quota(g, kinds, level)
   return true
 end
 
-local function refresh_kinds(opts, level)
-  local urls = dedupe(opts.urls, "urls", level)
-  local dirs = dedupe(opts.dirs, "dirs", level)
+local function refresh_kinds(opts)
+  local urls = dedupe(opts.urls, "urls")
+  local dirs = dedupe(opts.dirs, "dirs")
   if #urls == 0 and #dirs == 0 then raise("cdnkit: refresh needs urls or dirs") end
   return { { "refresh_url", urls }, { "refresh_dir", dirs } }
 end
@@ -386,9 +386,9 @@ end
 function M.install(methods, A)
   -- one vendor: plan, optional quota check, run
   local function run_one(self, kinds, opts)
-    local g = plan(self, kinds, opts, 3)
+    local g = plan(self, kinds, opts)
     if opts.check_quota then
-      local ok, err = check_quota(g, kinds, 3)
+      local ok, err = check_quota(g, kinds)
       if not ok then return nil, err end
     end
     execute { g }
@@ -396,14 +396,14 @@ function M.install(methods, A)
   end
 
   function methods.refresh(self, opts)
-    check_opts(opts, 2)
-    return run_one(self, refresh_kinds(opts, 3), opts)
+    check_opts(opts)
+    return run_one(self, refresh_kinds(opts), opts)
   end
 
   function methods.prefetch(self, opts)
-    check_opts(opts, 2)
+    check_opts(opts)
     if opts.dirs ~= nil then raise("cdnkit: prefetch takes urls only") end
-    local urls = dedupe(opts.urls, "urls", 2)
+    local urls = dedupe(opts.urls, "urls")
     if #urls == 0 then raise("cdnkit: prefetch needs urls") end
     return run_one(self, { { "prefetch", urls } }, opts)
   end
@@ -414,27 +414,26 @@ multi_mt.__index = multi_mt
 
 --- cdnkit.refresh({ c1, c2, ... }, { urls =, dirs =, concurrency =, ... }):
 -- the same purge on several vendors at once; returns { ok =, [i] = report }.
-function M.refresh_all(clients, opts, level)
-  level = (level or 1) + 1
+function M.refresh_all(clients, opts)
   if type(clients) ~= "table" or #clients == 0 then
     raise("cdnkit.refresh: a non-empty array of clients expected")
   end
   if #clients > 64 then raise("cdnkit.refresh: at most 64 clients at once") end
-  check_opts(opts, level)
-  local kinds = refresh_kinds(opts, level)
+  check_opts(opts)
+  local kinds = refresh_kinds(opts)
   local groups = {}
   for i, c in ipairs(clients) do
     if type(c) ~= "userdata" or not pcall(function() return c:_state() end) then
       raise("cdnkit.refresh: clients[" .. i .. "] is not a cdnkit client")
     end
-    groups[i] = plan(c, kinds, opts, level)
+    groups[i] = plan(c, kinds, opts)
   end
   if opts.check_quota then
     for _, g in ipairs(groups) do
       if not g.A.quota then raise("cdnkit." .. g.A.name .. ": the vendor has no quota API to check") end
     end
     for _, g in ipairs(groups) do
-      local ok, err = check_quota(g, kinds, level)
+      local ok, err = check_quota(g, kinds)
       if not ok then return nil, err end
     end
   end

@@ -316,8 +316,7 @@ local COMMON = {
 }
 
 --- Create a client of adapter A from the user's options.
-function M.new(A, opts, level)
-  level = (level or 1) + 1
+function M.new(A, opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then raise("cdnkit." .. A.name .. ": options table expected") end
   for k, v in pairs(opts) do

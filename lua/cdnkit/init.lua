@@ -34,8 +34,7 @@ end
 
 for _, name in ipairs(VENDORS) do
   M[name] = function(opts)
-    local c = require("cdnkit.client").new(adapter(name), opts, 2)
-    return c -- not a tail call: usage errors point at the caller
+    return require("cdnkit.client").new(adapter(name), opts)
   end
 end
 
@@ -43,8 +42,7 @@ end
 --   local r = cdnkit.refresh({ ali, qc }, { urls = {...}, dirs = {...} })
 --   r.ok, r[1] (Alibaba's report), r[2] (Tencent's); r:wait{ timeout = 600 }
 function M.refresh(clients, opts)
-  local r, err = require("cdnkit.batch").refresh_all(clients, opts, 2)
-  return r, err
+  return require("cdnkit.batch").refresh_all(clients, opts)
 end
 
 --- The API data of a vendor (read-only use): actions, parameters, limits.

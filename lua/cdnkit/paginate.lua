@@ -23,7 +23,7 @@ local function dig(t, path)
 end
 M.dig = dig
 
-local function paginated(self, action, level)
+local function paginated(self, action)
   local st = self:_state()
   local a = st.api_index[action]
   if not a then
@@ -35,8 +35,8 @@ local function paginated(self, action, level)
   return st, a, a.paginate
 end
 
-local function pages(self, action, params, level)
-  local st, a, pg = paginated(self, action, level + 1)
+local function pages(self, action, params)
+  local st, a, pg = paginated(self, action)
   local p = {}
   for k, v in pairs(params or {}) do p[k] = v end
   local offset_style = pg.style == "offset"
@@ -107,13 +107,13 @@ end
 
 function M.install(methods, A)
   function methods.pages(self, action, params)
-    local it = pages(self, action, params, 2) -- not a tail call: error levels count this frame
+    local it = pages(self, action, params)
     return it
   end
 
   function methods.each(self, action, params)
-    local _, _, pg = paginated(self, action, 3)
-    local it = pages(self, action, params, 2)
+    local _, _, pg = paginated(self, action)
+    local it = pages(self, action, params)
     local items, i = nil, 0
     return function()
       while true do
