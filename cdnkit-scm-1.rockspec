@@ -36,6 +36,7 @@ build = {
     ["cdnkit.cli"] = "lua/cdnkit/cli.lua",
     ["cdnkit.client"] = "lua/cdnkit/client.lua",
     ["cdnkit.errors"] = "lua/cdnkit/errors.lua",
+    ["cdnkit.helptext"] = "lua/cdnkit/helptext.lua",
     ["cdnkit.pace"] = "lua/cdnkit/pace.lua",
     ["cdnkit.paginate"] = "lua/cdnkit/paginate.lua",
     ["cdnkit.retry"] = "lua/cdnkit/retry.lua",

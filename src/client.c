@@ -12,6 +12,7 @@
  *   c:_hmac(alg, msg [, "hex"|"base64"|"raw"]) -> digest keyed with the secret
  *   c:_state()                      -> the Lua-side state table (uservalue)
  *   c:close()                       -> frees handles, wipes the secret (idempotent)
+ *   c:is_closed()                   -> boolean
  * Metamethods: __index (C methods, then state.methods), __tostring, __gc, __close.
  */
 #include <stdlib.h>
@@ -1122,6 +1123,13 @@ static int client_state(lua_State *L)
     return 1;
 }
 
+static int client_is_closed(lua_State *L)
+{
+    cdk_client *c = check_client(L, 1);
+    lua_pushboolean(L, c->closed || c->close_pending);
+    return 1;
+}
+
 static int client_close(lua_State *L)
 {
     cdk_client *c = check_client(L, 1);
@@ -1186,6 +1194,7 @@ static const luaL_Reg client_methods[] = {
     {"_hmac", client_hmac},
     {"_state", client_state},
     {"close", client_close},
+    {"is_closed", client_is_closed},
     {NULL, NULL},
 };
 

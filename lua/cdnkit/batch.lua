@@ -256,8 +256,10 @@ end
 -- `task_status`) until every task is done or failed, or the timeout passes.
 -- Returns a summary { complete = bool, done = {ids}, failed = {ids},
 -- running = {ids}, untracked = n (batches the vendor gave no task id for),
+-- failed_batches = n (batches the vendor never accepted: report.failed),
 -- timed_out = bool, errors = {err, ...} } and stores per-task states in
--- report.tasks.
+-- report.tasks.  `complete` is true only when every input URL was accepted
+-- and every task is done.
 local function task_state(spec, items)
   if type(items) ~= "table" or #items == 0 then return "running" end
   local any_running = false
@@ -273,6 +275,11 @@ end
 local function wait_opts(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then raise("cdnkit: wait: options table expected") end
+  for k in pairs(opts) do
+    if k ~= "timeout" and k ~= "interval" then
+      raise("cdnkit: wait: unknown option '" .. tostring(k) .. "' (timeout, interval)")
+    end
+  end
   local timeout, interval = opts.timeout or 300, opts.interval or 5
   if type(timeout) ~= "number" or not (timeout >= 0) then raise("cdnkit: wait: timeout must be seconds >= 0") end
   if type(interval) ~= "number" or not (interval > 0) then raise("cdnkit: wait: interval must be seconds > 0") end
@@ -329,11 +336,13 @@ function report_mt:wait(opts, deadline)
     if #todo == 0 or left <= 0 then break end
     st.sleep(math.min(interval, left))
   end
-  local sum = { done = {}, failed = {}, running = {}, untracked = untracked, errors = errs }
+  -- batches the vendor never accepted were not purged: the purge is not complete
+  local sum = { done = {}, failed = {}, running = {}, untracked = untracked, errors = errs,
+                failed_batches = #self.failed }
   for id, s in pairs(self.tasks) do table.insert(sum[s], id) end
   for _, k in ipairs { "done", "failed", "running" } do table.sort(sum[k]) end
   sum.timed_out = #todo > 0
-  sum.complete = #todo == 0 and #sum.failed == 0
+  sum.complete = #todo == 0 and #sum.failed == 0 and #self.failed == 0
   return sum
 end
 
@@ -429,12 +438,14 @@ function M.refresh_all(clients, opts)
     groups[i] = plan(c, kinds, opts)
   end
   if opts.check_quota then
+    -- every vendor that has a quota API is asked before anything is sent;
+    -- the others are purged unchecked (report.quota_checked = false)
     for _, g in ipairs(groups) do
-      if not g.A.quota then raise("cdnkit." .. g.A.name .. ": the vendor has no quota API to check") end
-    end
-    for _, g in ipairs(groups) do
-      local ok, err = check_quota(g, kinds)
-      if not ok then return nil, err end
+      g.report.quota_checked = g.A.quota ~= nil
+      if g.A.quota then
+        local ok, err = check_quota(g, kinds)
+        if not ok then return nil, err end
+      end
     end
   end
   execute(groups)

@@ -115,38 +115,34 @@ local function parse_params(c, action, args, i)
 end
 
 local function print_help(vendor, action, write)
+  local helptext = require "cdnkit.helptext"
+  local api = cdnkit.api(vendor)
   if not action then
-    local api = cdnkit.api(vendor)
-    write(("%s (%s, API %s): %d actions\n\n"):format(vendor, api.title, api.api_version, #api.actions))
-    local names = {}
-    for _, a in ipairs(api.actions) do names[#names + 1] = a end
-    table.sort(names, function(x, y) return x.name < y.name end)
-    for _, a in ipairs(names) do
-      write(("  %-40s %s\n"):format(a.name, a.doc or ""))
-    end
+    write(helptext.list(vendor, api) .. "\n")
     return
   end
-  local api = cdnkit.api(vendor)
-  local a
-  for _, x in ipairs(api.actions) do if x.name == action then a = x end end
-  if not a then usage_error(vendor .. " has no action " .. action) end
-  write(("%s %s - %s\n"):format(vendor, a.name, a.doc or ""))
-  if a.ref then write(("  documented at %s\n"):format(a.ref)) end
-  if a.one_of then write(("  one of: %s\n"):format(table.concat(a.one_of, ", "))) end
-  if a.paginate then write("  paginated: --all fetches every page\n") end
-  for _, p in ipairs(a.params or {}) do
-    local extra = {}
-    if p.enum then
-      local e = {}
-      for i, v in ipairs(p.enum) do e[i] = tostring(v) end
-      extra[#extra + 1] = "one of " .. table.concat(e, "|")
+  for _, a in ipairs(api.actions) do
+    if a.name == action then
+      write(helptext.action(vendor, api, a, "--") .. "\n")
+      return
     end
-    if p.format then extra[#extra + 1] = p.format end
-    if p.max_items then extra[#extra + 1] = "max " .. p.max_items .. " items" end
-    if p.min or p.max then extra[#extra + 1] = ("%s..%s"):format(p.min or "", p.max or "") end
-    write(("  --%-24s %-8s %s%s%s\n"):format(p[1], p[2], p.required and "required. " or "",
-      p.doc or "", #extra > 0 and (" [" .. table.concat(extra, "; ") .. "]") or ""))
   end
+  usage_error(vendor .. " has no action " .. action .. " (cdnkit " .. vendor .. " help lists them)")
+end
+
+-- a Lua error message without the "file:line: " position, for people
+local function plain(msg)
+  return (tostring(msg):gsub("^[^\n]-:%d+: ", ""))
+end
+
+-- the structured error as one JSON object (for --json)
+local function error_json(err)
+  local t = {}
+  for _, k in ipairs { "vendor", "action", "code", "message", "http_status", "request_id",
+                       "retryable", "hint", "page" } do
+    t[k] = err[k]
+  end
+  return core.json_encode({ error = t })
 end
 
 --- Run the CLI with `args`; returns the exit status.
@@ -155,10 +151,15 @@ function M.main(args, write, ewrite)
   ewrite = ewrite or function(s) io.stderr:write(s) end
   local ok, status = pcall(function()
     local vendor, action = args[1], args[2]
-    if vendor == nil or vendor == "help" or vendor == "--help" or vendor == "-h" then
-      write("usage: cdnkit <vendor> <Action> [--Param value ...] [--all] [--json] [--endpoint URL]\n" ..
-            "       cdnkit <vendor> help [Action]\n\nvendors: " .. table.concat(cdnkit.vendors(), ", ") .. "\n")
+    local usage = "usage: cdnkit <vendor> <Action> [--Param value ...] [--all] [--json] [--endpoint URL]\n" ..
+      "       cdnkit <vendor> help [Action]\n\nvendors: " .. table.concat(cdnkit.vendors(), ", ") .. "\n"
+    if vendor == "help" or vendor == "--help" or vendor == "-h" then
+      write(usage)
       return 0
+    end
+    if vendor == nil then
+      ewrite(usage)
+      return 2
     end
     local known = false
     for _, v in ipairs(cdnkit.vendors()) do if v == vendor then known = true end end
@@ -176,11 +177,11 @@ function M.main(args, write, ewrite)
       if args[i] == "--method" then pre.method = args[i + 1] end
     end
     local okc, c = pcall(cdnkit[vendor], { endpoint = pre.endpoint, method = pre.method })
-    if not okc then usage_error(tostring(c)) end
+    if not okc then usage_error(plain(c)) end
     local okp, params, flags = pcall(parse_params, c, action, args, 3)
     if not okp then
       if type(params) == "table" then error(params, 0) end
-      usage_error(tostring(params))
+      usage_error(plain(params))
     end
     if flags.all then
       local items = setmetatable({}, core.array_mt)
@@ -189,18 +190,18 @@ function M.main(args, write, ewrite)
       end)
       if not okr then
         if type(err) == "table" and err.code then
-          ewrite("cdnkit: " .. tostring(err) .. "\n")
+          ewrite((flags.json and error_json(err) or ("cdnkit: " .. tostring(err))) .. "\n")
           return 1
         end
-        usage_error(tostring(err))
+        usage_error(plain(err))
       end
       write(M.format(items, flags.json) .. "\n")
       return 0
     end
-    local okr, res, err = pcall(c[action], c, params)
-    if not okr then usage_error(tostring(res)) end
+    local okr, res, err = pcall(function() return c[action](c, params) end)
+    if not okr then usage_error(plain(res)) end
     if res == nil then
-      ewrite("cdnkit: " .. tostring(err) .. "\n")
+      ewrite((flags.json and error_json(err) or ("cdnkit: " .. tostring(err))) .. "\n")
       return 1
     end
     write(M.format(res, flags.json) .. "\n")

@@ -183,8 +183,16 @@ local function check_params(self, st, a, params)
   return validate.check(st.api, a, params, list_form_of(st.adapter))
 end
 
+local function check_self(self, name)
+  if type(self) ~= "userdata" then
+    raise("cdnkit: call " .. name .. " with a colon: client:" .. name .. "{ ... }")
+  end
+  if self:is_closed() then raise("cdnkit: this client is closed") end
+end
+
 local function make_action_method(name)
   return function(self, params)
+    check_self(self, name)
     local st = state_of(self)
     local a = find_action(st, name)
     local flat, msg = check_params(self, st, a, params)
@@ -202,21 +210,27 @@ local function build_methods(A)
     methods[a.name] = make_action_method(a.name)
   end
 
+  local list_mt = { __tostring = function(t) return table.concat(t, "\n") end }
+
   function methods.actions(self)
+    check_self(self, "actions")
     local st = state_of(self)
     local t = {}
     for _, a in ipairs(st.api.actions) do t[#t + 1] = a.name end
     table.sort(t)
-    return t
+    return setmetatable(t, list_mt)
   end
 
+  -- help() results print readably in a REPL (print / tostring)
   function methods.help(self, action)
+    check_self(self, "help")
     local st = state_of(self)
+    local helptext = require "cdnkit.helptext"
     if action == nil then
       local t = {}
       for _, a in ipairs(st.api.actions) do t[#t + 1] = { action = a.name, doc = a.doc } end
       table.sort(t, function(x, y) return x.action < y.action end)
-      return t
+      return setmetatable(t, { __tostring = function() return helptext.list(A.name, st.api) end })
     end
     local a = find_action(st, action)
     if not a then raise("cdnkit." .. A.name .. ": unknown action '" .. tostring(action) .. "'") end
@@ -228,19 +242,30 @@ local function build_methods(A)
       end
       params[i] = d
     end
-    return {
-      action = a.name, doc = a.doc, ref = a.ref,
+    return setmetatable({
+      action = a.name, doc = a.doc, ref = a.ref, source = helptext.ref(st.api, a.ref),
       method = a.http or st.method, path = A.path,
       idempotent = a.idempotent and true or false,
-      params = params, limits = a.limits or {}, one_of = a.one_of,
+      params = params, limits = a.limits or {}, one_of = a.one_of, requires_any = a.requires_any,
       paginate = a.paginate, batch = a.batch,
-    }
+    }, { __tostring = function() return helptext.action(A.name, st.api, a) end })
   end
 
+  local FIXED = { timestamp = true, nonce = true, method = true, explain = true, call = true,
+                  region = true, sign_method = true, host = true }
+
   function methods.prepare(self, action, params, fixed)
+    check_self(self, "prepare")
     local st = state_of(self)
     fixed = fixed or {}
     if type(fixed) ~= "table" then raise("cdnkit: prepare: third argument must be a table") end
+    for k in pairs(fixed) do
+      if not FIXED[k] then
+        raise("cdnkit: prepare: unknown option '" .. tostring(k) ..
+          "' (timestamp, nonce, method, explain, call, region, sign_method, host)")
+      end
+    end
+    if A.check_fixed then A.check_fixed(fixed) end
     local a = find_action(st, action)
     local flat, msg
     if a then
@@ -283,8 +308,14 @@ local function build_methods(A)
   -- unknown names raise at once (a typo in an action name is a usage mistake)
   return setmetatable(methods, {
     __index = function(_, k)
-      raise(("cdnkit.%s: unknown action or method '%s' (client:actions() lists them)")
-        :format(A.name, tostring(k)))
+      local hint = ""
+      if type(k) == "string" then
+        for _, a in ipairs(api.actions) do
+          if a.name:lower() == k:lower() then hint = " - did you mean '" .. a.name .. "'?" end
+        end
+      end
+      raise(("cdnkit.%s: unknown action or method '%s'%s (client:actions() lists them)")
+        :format(A.name, tostring(k), hint))
     end,
   })
 end

@@ -17,6 +17,7 @@ function mt.__tostring(e)
   if e.request_id then extra[#extra + 1] = "request id " .. e.request_id end
   if e.page then extra[#extra + 1] = "page " .. e.page end
   if #extra > 0 then parts[#parts + 1] = " (" .. table.concat(extra, ", ") .. ")" end
+  if e.hint then parts[#parts + 1] = "\n  hint: " .. e.hint end
   if e.diff then parts[#parts + 1] = "\n" .. e.diff end
   return table.concat(parts)
 end
@@ -61,6 +62,14 @@ function M.raise(msg)
 end
 
 --- Turn a body that is not what the document says into a short printable excerpt.
+--- The message for an answer that is not the vendor's envelope.
+function M.unexpected(status, ctype, body)
+  local ex = M.excerpt(body)
+  local msg = ex ~= "" and ex or ("empty body from HTTP " .. status)
+  if ctype and ctype ~= "" then msg = msg .. " [" .. ctype .. "]" end
+  return msg
+end
+
 function M.excerpt(body, n)
   n = n or 160
   if type(body) ~= "string" then return "" end

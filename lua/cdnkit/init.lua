@@ -38,6 +38,15 @@ for _, name in ipairs(VENDORS) do
   end
 end
 
+-- vendors the contract names that this version does not have yet: a clear
+-- error instead of "attempt to call a nil value"
+for _, name in ipairs { "wangsu", "plcloud" } do
+  M[name] = function()
+    require("cdnkit.errors").raise(("cdnkit.%s: not in cdnkit %s yet (available: %s)")
+      :format(name, M.VERSION, table.concat(VENDORS, ", ")))
+  end
+end
+
 --- The same purge on several vendors at once (multi-CDN):
 --   local r = cdnkit.refresh({ ali, qc }, { urls = {...}, dirs = {...} })
 --   r.ok, r[1] (Alibaba's report), r[2] (Tencent's); r:wait{ timeout = 600 }

@@ -185,10 +185,9 @@ function M.check(api, a, params, list_form)
         local pat = p.sep == "\n" and "[^\r\n]+" or ("[^" .. p.sep:gsub("%p", "%%%0") .. "]+")
         for part in v:gmatch(pat) do items[#items + 1] = part end
         n = #items
-      elseif type(v) == "string" or type(v) == "number" then
-        items, n = { v }, 1
       elseif not items then
-        return nil, where .. "parameter '" .. name .. "' must be an array (Lua sequence) or a string"
+        return nil, where .. "parameter '" .. name .. "' must be an array (a Lua sequence)" ..
+          (p.sep and " or a string" or "") .. ", got " .. type(v)
       end
       if n == 0 and p.required then
         return nil, where .. "parameter '" .. name .. "' must not be empty"

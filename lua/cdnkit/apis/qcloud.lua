@@ -5,7 +5,7 @@
 -- name.0, name.1, ... (the vendor's `name.n` form).
 return {
   vendor = "qcloud",
-  title = "Tencent Cloud CDN (API v2)",
+  title = "Tencent Cloud CDN",
   api_version = "v2",
   source = "vendor-docs/000_822d386839056872.txt, 003_0864bfd8a988ecd5.txt; VENDORS.md 1.5-1.6",
   limits = { per_second = 20 },

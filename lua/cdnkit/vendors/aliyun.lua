@@ -4,6 +4,7 @@
 -- secret.."&" (done in C, src/client.c).  Errors: HTTP 4xx/5xx with
 -- {RequestId, HostId, Code, Message}.
 local core = require "cdnkit.core"
+local raise = require("cdnkit.errors").raise
 local errors = require "cdnkit.errors"
 local validate = require "cdnkit.validate"
 
@@ -30,6 +31,14 @@ A.credentials = {
   { "access_key_id", "ALIBABA_CLOUD_ACCESS_KEY_ID" },
   { "access_key_secret", "ALIBABA_CLOUD_ACCESS_KEY_SECRET" },
 }
+
+-- prepare()'s fixed values must be what the vendor accepts
+function A.check_fixed(fixed)
+  if fixed.timestamp ~= nil and not validate.FORMATS.iso8601[2](tostring(fixed.timestamp)) then
+    raise("cdnkit.aliyun: prepare: timestamp must be YYYY-MM-DDThh:mm:ssZ (UTC), got '" ..
+      tostring(fixed.timestamp) .. "'")
+  end
+end
 
 function A.init(st, opts, key_id)
   st.key_id = key_id
@@ -98,7 +107,7 @@ function A.parse(st, action, status, headers, body, req)
     return nil, {
       code = "http", http_status = status,
       retryable = status >= 500 or status == 429,
-      message = ("HTTP %d (%s) %s"):format(status, ctype, errors.excerpt(body)),
+      message = errors.unexpected(status, ctype, body),
     }
   end
   local e = {
@@ -109,6 +118,7 @@ function A.parse(st, action, status, headers, body, req)
     ambiguous = status >= 500,
   }
   if data.Code:match("^InvalidTimeStamp") then e.clock = true end
+  if data.Code:match("^InvalidAccessKeyId") then e.hint = "check access_key_id" end
   if data.Code == "SignatureDoesNotMatch" and req and req.string_to_sign then
     local server = e.message:match("server string to sign is:(.*)$")
     if server then

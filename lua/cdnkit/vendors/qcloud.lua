@@ -41,6 +41,16 @@ function A.check_options(opts)
   end
 end
 
+-- prepare()'s fixed values must be what the vendor accepts
+function A.check_fixed(fixed)
+  for _, k in ipairs { "timestamp", "nonce" } do
+    local v = fixed[k]
+    if v ~= nil and not tostring(v):match("^%d+$") then
+      raise("cdnkit.qcloud: prepare: " .. k .. " must be a positive integer, got '" .. tostring(v) .. "'")
+    end
+  end
+end
+
 function A.init(st, opts, key_id)
   st.secret_id = key_id
   st.sign_method = opts.sign_method
@@ -96,7 +106,7 @@ function A.parse(st, action, status, headers, body, req)
     return nil, {
       code = "http", http_status = status,
       retryable = status >= 500 or status == 429,
-      message = ("HTTP %d (%s) %s"):format(status, ctype, errors.excerpt(body)),
+      message = errors.unexpected(status, ctype, body),
     }
   end
   local data, jerr = core.json_decode(body)
@@ -121,6 +131,7 @@ function A.parse(st, action, status, headers, body, req)
     retryable = (RETRYABLE[mcode] or RETRYABLE[code]) and not NOT_RETRYABLE_MODULE[mcode] or false,
   }
   if code == 4500 or mcode == 4500 then e.clock = true end
+  if code == 4100 then e.hint = "check secret_id and secret_key" end
   -- an internal error or maintenance answer may come after the work was done:
   -- never resend a non-idempotent action after one
   if code == 6000 or code == 6200 then e.ambiguous = true end

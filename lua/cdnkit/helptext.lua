@@ -1,0 +1,63 @@
+-- cdnkit.helptext: readable text for the API data, shared by client:help()
+-- (its __tostring, for the REPL) and the command line.
+local M = {}
+
+-- "001:12049" -> "vendor-docs/001_37600d2bd59abe17.txt line 12049";
+-- "VENDORS:1.5" -> "VENDORS.md section 1.5"
+function M.ref(api, ref)
+  if type(ref) ~= "string" then return nil end
+  local num, line = ref:match("^(%d%d%d):(%d+)$")
+  if num then
+    local file = (api.source or ""):match("(" .. num .. "_[%w_]+%.txt)")
+    return ("vendor-docs/%s line %s"):format(file or (num .. "_*.txt"), line)
+  end
+  local sec = ref:match("^VENDORS:(.+)$")
+  if sec then return "VENDORS.md section " .. sec end
+  return ref
+end
+
+local function param_line(p)
+  local extra = {}
+  if p.enum then
+    local e = {}
+    for i, v in ipairs(p.enum) do e[i] = tostring(v) end
+    extra[#extra + 1] = "one of " .. table.concat(e, "|")
+  end
+  if p.format then extra[#extra + 1] = p.format end
+  if p.max_items then extra[#extra + 1] = "max " .. p.max_items .. " items" end
+  if p.min or p.max then extra[#extra + 1] = ("%s..%s"):format(p.min or "", p.max or "") end
+  local name, typ = p.name or p[1], p.type or p[2]
+  return ("  %-24s %-8s %s%s%s"):format(name, typ, p.required and "required. " or "",
+    p.doc or "", #extra > 0 and (" [" .. table.concat(extra, "; ") .. "]") or "")
+end
+
+--- Text for one action of `api` (an action table from the API data).
+function M.action(vendor, api, a, flag_prefix)
+  local out = { ("%s %s - %s"):format(vendor, a.name, a.doc or "") }
+  local where = M.ref(api, a.ref)
+  if where then out[#out + 1] = "  documented in " .. where end
+  if a.one_of then out[#out + 1] = "  one of: " .. table.concat(a.one_of, ", ") end
+  if a.requires_any then
+    local g = {}
+    for i, group in ipairs(a.requires_any) do g[i] = table.concat(group, " and ") end
+    out[#out + 1] = "  requires: " .. table.concat(g, ", or ")
+  end
+  if a.paginate then out[#out + 1] = "  paginated: client:each() / client:pages() (CLI: --all)" end
+  for _, p in ipairs(a.params or {}) do
+    out[#out + 1] = (param_line(p):gsub("^  ", "  " .. (flag_prefix or "")))
+  end
+  if #(a.params or {}) == 0 then out[#out + 1] = "  (no parameters)" end
+  return table.concat(out, "\n")
+end
+
+--- Text listing every action of `api`.
+function M.list(vendor, api)
+  local out = { ("%s (%s, API %s): %d actions"):format(vendor, api.title, api.api_version, #api.actions), "" }
+  local names = {}
+  for _, a in ipairs(api.actions) do names[#names + 1] = a end
+  table.sort(names, function(x, y) return x.name < y.name end)
+  for _, a in ipairs(names) do out[#out + 1] = ("  %-40s %s"):format(a.name, a.doc or "") end
+  return table.concat(out, "\n")
+end
+
+return M
