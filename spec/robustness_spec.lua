@@ -61,6 +61,30 @@ describe("robustness", function()
     c:close()
   end)
 
+  it("a borrowed client referenced by nothing else survives a collection during setup", function()
+    local c = core.new_client("t", { key_id = "k", secret = "s" }, {})
+    for _ = 1, 3 do
+      local calls = 0
+      local r = setmetatable({ method = "GET" }, { __index = function(_, k)
+        if k == "client" then
+          return core.new_client("x", { key_id = "k", secret = "s", timeout = 5 }, {})
+        end
+        if k == "url" then
+          calls = calls + 1
+          if calls == 2 then
+            collectgarbage(); collectgarbage(); collectgarbage()
+            local junk = {}
+            for i = 1, 1e4 do junk[i] = { i } end
+          end
+          return e.url .. "/__emu/stats"
+        end
+      end })
+      local res = c:_perform_many({ r }, { concurrency = 1 })
+      assert.equal(200, res[1].status)
+    end
+    c:close()
+  end)
+
   it("a bad request in the middle of a batch raises and leaves the client usable", function()
     local c = core.new_client("t", { key_id = "k", secret = "s" }, {})
     assert.has_error(function() c:_perform_many({ req(), { method = "GET" }, req() }) end)

@@ -191,7 +191,7 @@ static long opt_ms(lua_State *L, int t, const char *name, double def)
     }
     lua_pop(L, 1);
     /* round up: 0.0004 s must not become 0 ms, which libcurl reads as "never" */
-    return (long)ceil(v * 1000.0);
+    return (long)ceil(v * 1000.0 - 1e-6);
 }
 
 /* core.new_client(vendor, opts, state) */
@@ -351,8 +351,10 @@ static int setup_easy(lua_State *L, cdk_client *c, CURL *e, xfer *x, int r,
                 return luaL_error(L, "cdnkit: header '%s' has a bad name or a line break", k);
             cdk_buf_init(&line);
             cdk_buf_add(&line, k, kl);
-            if (vl == 0) {
-                cdk_buf_addc(&line, ';'); /* libcurl's way to send an empty header */
+            if (strspn(v, " \t") == vl) {
+                /* empty or blank: "Name:" alone would make libcurl drop the
+                   header; "Name;" is its way to send it empty */
+                cdk_buf_addc(&line, ';');
             } else {
                 cdk_buf_add(&line, ": ", 2);
                 cdk_buf_add(&line, v, vl);
@@ -379,6 +381,8 @@ static int setup_easy(lua_State *L, cdk_client *c, CURL *e, xfer *x, int r,
     SETOPT(e, CURLOPT_ACCEPT_ENCODING, "");
 #if LIBCURL_VERSION_NUM >= 0x075500
     SETOPT(e, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    SETOPT(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
     SETOPT(e, CURLOPT_SSL_VERIFYPEER, c->verify_tls ? 1L : 0L);
     SETOPT(e, CURLOPT_SSL_VERIFYHOST, c->verify_tls ? 2L : 0L);
@@ -497,7 +501,7 @@ static int ensure_easy(cdk_client *c)
 /* c:_perform(req) -> status, headers, body | nil, err */
 static int perform_impl(lua_State *L)
 {
-    cdk_client *c = check_client(L, 1);
+    cdk_client *c = check_open(L, 1);
     char why[160];
     CURLcode rc;
     long status = 0;
@@ -591,7 +595,7 @@ static cdk_client *req_client(lua_State *L, int r, cdk_client *self)
         if (rc == NULL || rc->closed)
             rc = NULL;
     }
-    lua_pop(L, 1);
+    /* the value stays on the stack: it anchors rc while it is in use */
     return rc;
 }
 
@@ -605,7 +609,7 @@ static cdk_client *req_client(lua_State *L, int r, cdk_client *self)
    overall rate allow. */
 static int perform_many_impl(lua_State *L)
 {
-    cdk_client *c = check_client(L, 1);
+    cdk_client *c = check_open(L, 1);
     int n, conc = 4, running = 0, done = 0, results, first = 0, started = 0, i;
     int glimit[MAX_GROUPS + 1], grun[MAX_GROUPS + 1];
     double rate = 0, t0;
@@ -727,7 +731,7 @@ static int perform_many_impl(lua_State *L)
                 rc->busy++;
                 c->borrowed = rc;
             }
-            j = setup_easy(L, rc, s->easy, &s->x, -1, why, sizeof(why));
+            j = setup_easy(L, rc, s->easy, &s->x, -2, why, sizeof(why));
             if (rc != c) {
                 c->borrowed = NULL;
                 rc->busy--;
@@ -740,7 +744,7 @@ static int perform_many_impl(lua_State *L)
                 detach_all(c);
                 return luaL_error(L, "cdnkit: %s", why);
             }
-            lua_pop(L, 1);
+            lua_pop(L, 2); /* request, client */
             if (curl_easy_setopt(s->easy, CURLOPT_PRIVATE, (void *)s) != CURLE_OK ||
                 curl_multi_add_handle(c->multi, s->easy) != CURLM_OK) {
                 detach_all(c);
@@ -900,7 +904,7 @@ static int require_secret(lua_State *L, cdk_client *c)
 /* c:_sign_aliyun(params, method) -> query, string_to_sign, signature, canonical */
 static int sign_aliyun_impl(lua_State *L)
 {
-    cdk_client *c = check_client(L, 1);
+    cdk_client *c = check_open(L, 1);
     const char *method = luaL_checkstring(L, 3);
     pair *ps = NULL;
     cdk_buf arena, canon, sts, key, sig, query;
@@ -968,7 +972,7 @@ static int sign_aliyun_impl(lua_State *L)
 /* c:_sign_qcloud(params, method, host, path) -> encoded, source, signature */
 static int sign_qcloud_impl(lua_State *L)
 {
-    cdk_client *c = check_client(L, 1);
+    cdk_client *c = check_open(L, 1);
     const char *method = luaL_checkstring(L, 3);
     const char *host = luaL_checkstring(L, 4);
     const char *path = luaL_checkstring(L, 5);
@@ -1162,8 +1166,10 @@ static int client_tostring(lua_State *L)
                 memcpy(kid, "***", 4);
             }
         }
-        lua_pushfstring(L, "cdnkit.%s client (%s, key %s)", c->vendor,
-                        c->endpoint ? c->endpoint : "default endpoint", kid);
+        char out[320];
+        snprintf(out, sizeof(out), "cdnkit.%s client (%s, key %s)", c->vendor,
+                 c->endpoint ? c->endpoint : "default endpoint", kid);
+        lua_pushstring(L, out);
     }
     return 1;
 }
