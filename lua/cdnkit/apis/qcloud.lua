@@ -3,6 +3,16 @@
 -- Timestamp, Nonce, SecretId, Signature, SignatureMethod) are added by the client
 -- and are not listed here. List parameters without `sep` go on the wire as
 -- name.0, name.1, ... (the vendor's `name.n` form).
+--
+-- Where the sources disagree, and what this file follows:
+-- * GetCdnRefreshLog startDate/endDate: seed 000 passes a bare date, VENDORS.md
+--   and the vendor page say YYYY-MM-DD hh:mm:ss; this file uses the latter.
+-- * GetCdnStatTop dates: the vendor page shows YYYYMMDD, seed 000 YYYY-MM-DD;
+--   `date` format here. GetCdnOverseaStatTop / GetCdnOverseaRefreshLog accept both.
+-- * RefreshCdnUrl rate: VENDORS.md 1200/min (a newer page says 10000/min).
+-- * GetCdnOriginStat hosts: VENDORS.md max 20 (one vendor page says 5).
+-- * GetCdnOverseaProvIspHyDetailStat statType: the six values its page lists.
+-- * GetCertificates: offset and limit required, items at data.hosts, max 100.
 return {
   vendor = "qcloud",
   title = "Tencent Cloud CDN",
