@@ -274,12 +274,7 @@ end
 
 local function wait_opts(opts)
   if opts == nil then opts = {} end
-  if type(opts) ~= "table" then raise("cdnkit: wait: options table expected") end
-  for k in pairs(opts) do
-    if k ~= "timeout" and k ~= "interval" then
-      raise("cdnkit: wait: unknown option '" .. tostring(k) .. "' (timeout, interval)")
-    end
-  end
+  validate.only_keys(opts, { "timeout", "interval" }, "cdnkit: wait: ")
   local timeout, interval = opts.timeout or 300, opts.interval or 5
   if type(timeout) ~= "number" or not (timeout >= 0) then raise("cdnkit: wait: timeout must be seconds >= 0") end
   if type(interval) ~= "number" or not (interval > 0) then raise("cdnkit: wait: interval must be seconds > 0") end
@@ -348,17 +343,10 @@ end
 
 ---------------------------------------------------------------------------
 
-local OPTS = { urls = true, dirs = true, concurrency = true, batch_size = true, retry = true,
-               check_quota = true }
+local OPTS = { "urls", "dirs", "concurrency", "batch_size", "retry", "check_quota" }
 
 local function check_opts(opts)
-  if type(opts) ~= "table" then raise("cdnkit: options table expected") end
-  for k in pairs(opts) do
-    if not OPTS[k] then
-      raise("cdnkit: unknown option '" .. tostring(k) ..
-        "' (urls, dirs, concurrency, batch_size, retry, check_quota)")
-    end
-  end
+  validate.only_keys(opts, OPTS, "cdnkit: ")
 end
 
 -- check_quota = true: ask the vendor's quota API (declared in the adapter as

@@ -251,20 +251,13 @@ local function build_methods(A)
     }, { __tostring = function() return helptext.action(A.name, st.api, a) end })
   end
 
-  local FIXED = { timestamp = true, nonce = true, method = true, explain = true, call = true,
-                  region = true, sign_method = true, host = true }
+  local FIXED = { "timestamp", "nonce", "method", "explain", "call", "region", "sign_method", "host" }
 
   function methods.prepare(self, action, params, fixed)
     check_self(self, "prepare")
     local st = state_of(self)
     fixed = fixed or {}
-    if type(fixed) ~= "table" then raise("cdnkit: prepare: third argument must be a table") end
-    for k in pairs(fixed) do
-      if not FIXED[k] then
-        raise("cdnkit: prepare: unknown option '" .. tostring(k) ..
-          "' (timestamp, nonce, method, explain, call, region, sign_method, host)")
-      end
-    end
+    validate.only_keys(fixed, FIXED, "cdnkit: prepare: ")
     if A.check_fixed then A.check_fixed(fixed) end
     local a = find_action(st, action)
     local flat, msg

@@ -141,6 +141,19 @@ end
 
 M.as_array = as_array
 
+--- Raise (at the caller) unless `t` is a table whose keys are all in `names`
+-- (an array); the message lists what is accepted.  `where` prefixes it.
+function M.only_keys(t, names, where)
+  if type(t) ~= "table" then raise(where .. "options table expected") end
+  local ok = {}
+  for _, n in ipairs(names) do ok[n] = true end
+  for k in pairs(t) do
+    if not ok[k] then
+      raise(where .. "unknown option '" .. tostring(k) .. "' (" .. concat(names, ", ") .. ")")
+    end
+  end
+end
+
 --- Validate `params` for action `a` (a declared action table) of vendor `api`.
 -- `list_form(name, items, p, out)` writes a list into `out` (vendor-specific).
 -- Returns the flat table, or nil, message.
