@@ -4,6 +4,14 @@ local cdnkit = require "cdnkit"
 local emu = require "emu"
 local samples = require "samples"
 
+-- fn must raise, with a message matching the Lua pattern (which names the
+-- parameter or option at fault): a bare "it raised" passes for any bug
+local function raises_with(pattern, fn)
+  local ok, err = pcall(fn)
+  assert.is_false(ok, "expected an error matching: " .. pattern)
+  assert.matches(pattern, tostring(err))
+end
+
 describe("aliyun", function()
   local e, ali
 
@@ -250,9 +258,57 @@ describe("aliyun", function()
       assert.equal(1, e:stats().connections)
       c:close()
     end)
-    it("sends POST form where chosen", function()
+    -- what the emulator saw (GET /__emu/stats: "methods" and "request_log")
+    local FORM = "application/x-www-form-urlencoded"
+    local function sent(c, action, params)
+      e:reset()
+      local res, err = c[action](c, params or {})
+      assert.is_nil(err, err and tostring(err))
+      assert.is_table(res)
+      local st = e:stats()
+      assert.equal(1, #st.request_log, "one request expected")
+      return st.request_log[1], st.methods
+    end
+    local function is_get(r, action)
+      assert.equal(action, r.action)
+      assert.equal("GET", r.method)
+      assert.equal(0, r.body_bytes)
+      assert.is_true(r.query_bytes > 0, "parameters in the query")
+    end
+    local function is_post_form(r, action)
+      assert.equal(action, r.action) -- read from the body: no query string
+      assert.equal("POST", r.method)
+      assert.equal(FORM, r.content_type)
+      assert.is_true(r.body_bytes > 0, "parameters in the body")
+      assert.equal(0, r.query_bytes)
+    end
+    it("sends GET with the parameters in the query by default", function()
+      local c = emu.client(e)
+      local r, methods = sent(c, "DescribeCdnService")
+      c:close()
+      is_get(r, "DescribeCdnService")
+      assert.same({ GET = 1 }, methods)
+    end)
+    it("sends POST with a form body when method = \"POST\"", function()
       local c = emu.client(e, { method = "POST" })
-      assert.is_table((c:DescribeCdnService {}))
+      local r, methods = sent(c, "DescribeCdnService")
+      is_post_form(r, "DescribeCdnService")
+      assert.same({ POST = 1 }, methods)
+      r = sent(c, "DescribeUserDomains", { PageSize = 50 })
+      is_post_form(r, "DescribeUserDomains")
+      c:close()
+    end)
+    it("sends the actions the API data declares POST as POST form, other actions GET", function()
+      local declared = {}
+      for _, a in ipairs(cdnkit.api("aliyun").actions) do
+        if a.http == "POST" then declared[#declared + 1] = a end
+      end
+      assert.is_true(#declared > 0, "no aliyun action is declared POST in the API data")
+      local c = emu.client(e) -- client default: GET
+      for _, a in ipairs(declared) do
+        is_post_form(sent(c, a.name, samples.params(a)), a.name)
+      end
+      is_get(sent(c, "DescribeCdnService"), "DescribeCdnService")
       c:close()
     end)
     it("works through a Lua transport function", function()
@@ -278,7 +334,7 @@ describe("aliyun", function()
       assert.falsy(s:find("testsecret", 1, true))
       c:close()
       assert.truthy(tostring(c):find("closed"))
-      assert.has_error(function() c:DescribeCdnService {} end)
+      raises_with("this client is closed", function() c:DescribeCdnService {} end)
     end)
     it("traces requests with the signature redacted", function()
       local events = {}
@@ -321,7 +377,7 @@ describe("aliyun", function()
       assert.equal(3, pages)
     end)
     it("raises for an action that is not paginated", function()
-      assert.has_error(function() ali:each("DescribeCdnService", {}) end)
+      raises_with("DescribeCdnService is not paginated", function() ali:each("DescribeCdnService", {}) end)
     end)
     it("raises a mid-way error with the page number", function()
       local c = emu.client(e, { retry = false })

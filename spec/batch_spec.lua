@@ -5,6 +5,14 @@ local emu = require "emu"
 local pace = require "cdnkit.pace"
 local retry = require "cdnkit.retry"
 
+-- fn must raise, with a message matching the Lua pattern (which names the
+-- parameter or option at fault): a bare "it raised" passes for any bug
+local function raises_with(pattern, fn)
+  local ok, err = pcall(fn)
+  assert.is_false(ok, "expected an error matching: " .. pattern)
+  assert.matches(pattern, tostring(err))
+end
+
 local function urls_of(n, host)
   local t = {}
   for i = 1, n do t[i] = "http://" .. (host or "host-0001.example.com") .. "/file-" .. i end
@@ -144,7 +152,8 @@ describe("batch", function()
     report = ali:refresh { urls = urls_of(100), check_quota = true }
     assert.is_true(report.ok)
     local qc = emu.client(eq)
-    assert.has_error(function() qc:refresh { urls = urls_of(1), check_quota = true } end)
+    raises_with("qcloud: the vendor has no quota API",
+      function() qc:refresh { urls = urls_of(1), check_quota = true } end)
     ali:close(); qc:close()
   end)
 
@@ -159,12 +168,15 @@ describe("batch", function()
 
   it("raises on usage mistakes before sending anything", function()
     local qc = emu.client(eq)
-    assert.has_error(function() qc:refresh {} end)
-    assert.has_error(function() qc:refresh { urls = { 1 } } end)
-    assert.has_error(function() qc:refresh { urls = { "no-scheme/x" } } end)
-    assert.has_error(function() qc:refresh { urls = urls_of(1), concurrency = 0 } end)
-    assert.has_error(function() qc:refresh { urls = urls_of(1), colour = 1 } end)
-    assert.has_error(function() cdnkit.refresh({ "x" }, { urls = urls_of(1) }) end)
+    raises_with("refresh needs urls or dirs", function() qc:refresh {} end)
+    raises_with("urls%[1%] must be a non%-empty string", function() qc:refresh { urls = { 1 } } end)
+    raises_with("'urls' item 1 must be a URL starting with http:// or https://",
+      function() qc:refresh { urls = { "no-scheme/x" } } end)
+    raises_with("concurrency must be an integer from 1 to 64",
+      function() qc:refresh { urls = urls_of(1), concurrency = 0 } end)
+    raises_with("unknown option 'colour'", function() qc:refresh { urls = urls_of(1), colour = 1 } end)
+    raises_with("clients%[1%] is not a cdnkit client",
+      function() cdnkit.refresh({ "x" }, { urls = urls_of(1) }) end)
     assert.equal(0, eq:stats().requests)
     qc:close()
   end)
@@ -221,7 +233,7 @@ describe("retry policy", function()
       require("cdnkit.core").monotime()))
   end)
   it("rejects bad policies", function()
-    assert.has_error(function() retry.policy { attempts = 0 } end)
-    assert.has_error(function() retry.policy { tries = 3 } end)
+    raises_with("retry%.attempts must be a number >= 1", function() retry.policy { attempts = 0 } end)
+    raises_with("unknown retry option 'tries'", function() retry.policy { tries = 3 } end)
   end)
 end)

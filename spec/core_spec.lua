@@ -55,6 +55,64 @@ describe("cdnkit.core", function()
     end)
   end)
 
+  describe("signing schemes (core.signers), against published vectors", function()
+    local function client(id, secret)
+      return core.new_client(core.client_class("x", {}), { key_id = id, secret = secret })
+    end
+    it("are registered by name", function()
+      for _, name in ipairs { "aliyun_rpc_v2", "qcloud_v2", "acs3_hmac_sha256", "tc3_hmac_sha256" } do
+        assert.is_function(core.signers[name], name)
+      end
+    end)
+    it("acs3_hmac_sha256: Alibaba's V3 document example", function()
+      local c = client("YourAccessKeyId", "YourAccessKeySecret")
+      assert.equal("06563a9e1b43f5dfe96b81484da74bceab24a1d853912eee15083a6f0f3283c0",
+        core.signers.acs3_hmac_sha256(c,
+          "ACS3-HMAC-SHA256\n7ea06492da5221eba5297e897ce16e55f964061054b7695beedaac1145b1e259"))
+    end)
+    it("tc3_hmac_sha256: Tencent's API 3.0 document example, key derived in C and reused", function()
+      local c = client("AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE", "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE")
+      local sts = "TC3-HMAC-SHA256\n1551113065\n2019-02-25/cvm/tc3_request\n" ..
+        "5ffe6a04c0664d6b969fab9a13bdab201d63ee709638e2749d62a09ca18d7031"
+      local want = "72e494ea809ad7a8c8f7a4507b9bddcbaa8e581f516e8da2f66e2c5a96525168"
+      assert.equal(want, core.signers.tc3_hmac_sha256(c, "2019-02-25", "cvm", sts))
+      -- another scope derives another key; the first comes back unchanged
+      assert.not_equal(want, core.signers.tc3_hmac_sha256(c, "2019-02-26", "cvm", sts))
+      assert.equal(want, core.signers.tc3_hmac_sha256(c, "2019-02-25", "cvm", sts))
+      local ok, err = pcall(core.signers.tc3_hmac_sha256, c, "25.02.2019", "cvm", sts)
+      assert.is_false(ok)
+      assert.matches("date YYYY-MM-DD expected", err, 1, true)
+    end)
+    it("qcloud_v2: Tencent's signature v1 document example (HmacSHA1)", function()
+      local c = client("AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE", "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE")
+      local params = { Action = "DescribeInstances", Nonce = "11886", Region = "ap-guangzhou",
+        SecretId = "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE", Timestamp = "1465185768",
+        ["InstanceIds.0"] = "ins-09dx96dg", Limit = "20", Offset = "0", Version = "2017-03-12" }
+      local enc, sts, sig = core.signers.qcloud_v2(c, params, "GET", "cvm.tencentcloudapi.com", "/", "sha1")
+      assert.equal("EliP9YW3pW28FpsEdkXt/+WcGeI=", sig)
+      assert.equal("GETcvm.tencentcloudapi.com/?Action=DescribeInstances&InstanceIds.0=ins-09dx96dg" ..
+        "&Limit=20&Nonce=11886&Offset=0&Region=ap-guangzhou&SecretId=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE" ..
+        "&Timestamp=1465185768&Version=2017-03-12", sts)
+      assert.equal("&Signature=EliP9YW3pW28FpsEdkXt%2F%2BWcGeI%3D", enc:sub(-43))
+      local ok, err = pcall(core.signers.qcloud_v2, c, params, "GET", "h", "/", "md5")
+      assert.is_false(ok)
+      assert.matches("invalid option 'md5'", err, 1, true)
+    end)
+    it("aliyun_rpc_v2: the key is secret..'&', the signature base64 and percent-encoded", function()
+      local c = client("testid", "testsecret")
+      local params = { Action = "DescribeCdnService", Format = "JSON", Version = "2014-11-11",
+        AccessKeyId = "testid", SignatureMethod = "HMAC-SHA1", SignatureVersion = "1.0",
+        SignatureNonce = "9b7a44b0-3be1-11e5-8c73-08002700c460", Timestamp = "2015-08-06T02:19:46Z" }
+      local query, sts, sig, canonical = core.signers.aliyun_rpc_v2(c, params, "GET")
+      assert.equal("GET&%2F&" .. core.pct_encode(canonical), sts)
+      assert.equal(core.hmac("sha1", "testsecret&", sts), sig)
+      assert.equal(canonical .. "&Signature=" .. core.pct_encode(sig), query)
+      local ok, err = pcall(core.signers.aliyun_rpc_v2, c, { Bad = 1 }, "GET")
+      assert.is_false(ok)
+      assert.matches("parameter 'Bad' must be a string when signing", err, 1, true)
+    end)
+  end)
+
   describe("randomness and time", function()
     it("uuid4 is random and well-formed", function()
       local a, b = core.uuid4(), core.uuid4()
@@ -100,13 +158,46 @@ describe("cdnkit.core", function()
       assert.truthy(deps:find("libcurl", 1, true))
       assert.falsy(deps:find("liblua", 1, true))
     end)
+    local function new_client(secret)
+      local mt = core.client_class("x", {})
+      return core.new_client(mt, { key_id = "keyid", secret = secret or "s" })
+    end
     it("client userdata has __name, __gc, __close", function()
-      local c = core.new_client("x", { key_id = "k", secret = "s" }, {})
+      local c = new_client()
       assert.equal("userdata", type(c))
       assert.equal("cdnkit client", getmetatable(c))
+      assert.is_false(c:is_closed())
       c:close()
       c:close() -- idempotent
-      assert.has_error(function() c:_sign_aliyun({}, "GET") end)
+      assert.is_true(c:is_closed())
+      local ok, err = pcall(core.signers.aliyun_rpc_v2, c, {}, "GET")
+      assert.is_false(ok)
+      assert.matches("cdnkit.x: client is closed", err, 1, true)
+    end)
+    it("signers refuse what is not a client", function()
+      local ok, err = pcall(core.signers.acs3_hmac_sha256, {}, "x")
+      assert.is_false(ok)
+      assert.matches("cdnkit client expected", err, 1, true)
+      ok, err = pcall(core.signers.acs3_hmac_sha256, core.curl(), "x")
+      assert.is_false(ok)
+      assert.matches("cdnkit client expected", err, 1, true)
+    end)
+    it("reads a secret named by environment variable in C, and says when there is none", function()
+      local mt = core.client_class("x", {})
+      local c = core.new_client(mt, { key_id = "k", secret_env = "CDNKIT_SPEC_NO_SUCH_VARIABLE" })
+      assert.is_false(c:_has_secret())
+      local ok, err = pcall(core.signers.acs3_hmac_sha256, c, "x")
+      assert.is_false(ok)
+      assert.matches("client has no secret", err, 1, true)
+      local home = core.new_client(mt, { key_id = "k", secret_env = "HOME" })
+      assert.is_true(home:_has_secret())
+      assert.equal(core.hmac("sha256", os.getenv("HOME"), "m", "hex"),
+        core.signers.acs3_hmac_sha256(home, "m"))
+    end)
+    it("tostring shows the vendor and the start of the key id, never the secret", function()
+      local c = new_client("very-secret-value")
+      assert.equal("cdnkit.x client (default endpoint, key keyi...)", tostring(c))
+      assert.falsy(tostring(c):find("secret", 1, true))
     end)
     if _VERSION == "Lua 5.4" then
       it("closes on scope exit (<close>)", function()
@@ -114,7 +205,7 @@ describe("cdnkit.core", function()
           local core = ...
           local keep
           do
-            local c <close> = core.new_client("x", { key_id = "k", secret = "s" }, {})
+            local c <close> = core.new_client(core.client_class("x", {}), { key_id = "k", secret = "s" })
             keep = c
           end
           return tostring(keep)

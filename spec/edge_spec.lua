@@ -6,6 +6,14 @@ local core = require "cdnkit.core"
 local validate = require "cdnkit.validate"
 local emu = require "emu"
 
+-- fn must raise, with a message matching the Lua pattern (which names the
+-- parameter or option at fault): a bare "it raised" passes for any bug
+local function raises_with(pattern, fn)
+  local ok, err = pcall(fn)
+  assert.is_false(ok, "expected an error matching: " .. pattern)
+  assert.matches(pattern, tostring(err))
+end
+
 local function form(body)
   local t = {}
   for k, v in (body or ""):gmatch("([^&=]+)=([^&]*)") do
@@ -112,7 +120,8 @@ describe("bad transports never lose work", function()
   end)
   it("lists with holes are refused, not half-sent", function()
     local c = fake_qcloud(function() return { code = 0 } end)
-    assert.has_error(function() c:refresh { urls = { "http://a/1", nil, "http://a/3" } } end)
+    raises_with("urls must be an array %(a Lua sequence without holes%)",
+      function() c:refresh { urls = { "http://a/1", nil, "http://a/3" } } end)
   end)
   it("upper-case header names from a transport still reach clock learning", function()
     local skewed, calls = false, 0
@@ -176,9 +185,12 @@ describe("retry and pacing are really applied", function()
     ali:close(); e:stop()
   end)
   it("rejects bad retry policies at construction", function()
-    assert.has_error(function() fake_qcloud(function() end, { retry = { base = true } }) end)
-    assert.has_error(function() fake_qcloud(function() end, { retry = { max = -1 } }) end)
-    assert.has_error(function() fake_qcloud(function() end, { retry = { deadline = "x" } }) end)
+    raises_with("retry%.base must be seconds",
+      function() fake_qcloud(function() end, { retry = { base = true } }) end)
+    raises_with("retry%.max must be seconds",
+      function() fake_qcloud(function() end, { retry = { max = -1 } }) end)
+    raises_with("retry%.deadline must be seconds > 0",
+      function() fake_qcloud(function() end, { retry = { deadline = "x" } }) end)
   end)
 end)
 
@@ -254,7 +266,8 @@ describe("validation corners", function()
     assert.is_false(r[2].quota_checked)
     assert.equal(1, e:stats().by_action.DescribeRefreshQuota)
     -- asked of one vendor that has none, it is a usage mistake
-    assert.has_error(function() q:refresh { urls = { "http://a/1" }, check_quota = true } end)
+    raises_with("qcloud: the vendor has no quota API",
+      function() q:refresh { urls = { "http://a/1" }, check_quota = true } end)
     a:close(); e:stop()
   end)
   it("wait() is not complete when batches were rejected", function()
@@ -267,7 +280,7 @@ describe("validation corners", function()
     assert.is_false(sum.complete)
     assert.equal(1, sum.failed_batches)
     assert.equal(1, #sum.done)
-    assert.has_error(function() report:wait { timout = 1 } end)
+    raises_with("wait: unknown option 'timout'", function() report:wait { timout = 1 } end)
     a:close(); e:stop()
   end)
 end)

@@ -9,6 +9,11 @@
 #include <lua.h>
 #include <lauxlib.h>
 
+/* Only luaopen_cdnkit_core is exported, whatever the build flags (the
+   rockspec build passes no -fvisibility): everything declared after this
+   line is hidden unless marked CDK_API.  Every C file includes its system
+   headers before this one, so libcurl/OpenSSL declarations stay default. */
+#pragma GCC visibility push(hidden)
 #define CDK_API __attribute__((visibility("default")))
 
 #if LUA_VERSION_NUM == 501

@@ -6,12 +6,16 @@
  *   b64encode(s)             base64
  *   hmac(alg, key, msg[,enc]) alg "sha1"|"sha256", enc "base64"(default)|"hex"|"raw"
  *   sha256_hex(s)
- *   random_bytes(n), uuid4(), nonce_int()   from the OS CSPRNG (OpenSSL RAND_bytes)
+ *   random_bytes(n), uuid4(), nonce_int()   CSPRNG (OpenSSL RAND_bytes), taken
+ *                            from a block per lua_State, refilled after fork()
  *   now(), monotime(), sleep(s)
  *   iso8601(t)               "YYYY-MM-DDThh:mm:ssZ" (UTC) for epoch seconds t
  *   parse_http_date(s)       RFC 1123 / 850 / asctime date -> epoch seconds | nil
+ *   parse_headers(raw)       raw HTTP header block -> { lower-case name = value }
  *   json_decode(s[, depth]), json_encode(v), null, array_mt
- *   new_client(vendor, opts, state)
+ *   signers                  { scheme name = function(client, ...) } (sign.c)
+ *   client_class(name, methods), new_client(mt, opts)   (client.c)
+ *   curl()                   a libcurl transport (http.c)
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -22,19 +26,23 @@
 #include <curl/curl.h>
 #include "compat.h"
 #include "client.h"
+#include "http.h"
 #include "json.h"
+#include "sign.h"
 #include "util.h"
 
 #ifndef CDNKIT_VERSION
 #define CDNKIT_VERSION "0.1.0"
 #endif
 
-static int push_buf_or_fail(lua_State *L, cdk_buf *b)
+/* encoders write into scratch owned by a userdata: a push that raises
+   (out of memory) leaks nothing */
+static int push_scratch(lua_State *L, cdk_scratch *sc)
 {
-    int ok = cdk_buf_push(L, b);
-    cdk_buf_free(b);
-    if (!ok)
+    if (sc->b[0].failed)
         return luaL_error(L, "cdnkit: out of memory");
+    lua_pushlstring(L, sc->b[0].p != NULL ? sc->b[0].p : "", sc->b[0].len);
+    cdk_scratch_done(sc);
     return 1;
 }
 
@@ -42,20 +50,39 @@ static int l_pct_encode(lua_State *L)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
-    cdk_buf b;
-    cdk_buf_init(&b);
-    cdk_buf_add_pct(&b, s, n);
-    return push_buf_or_fail(L, &b);
+    cdk_scratch *sc = cdk_scratch_new(L);
+    cdk_buf_add_pct(&sc->b[0], s, n);
+    return push_scratch(L, sc);
 }
 
 static int l_b64encode(lua_State *L)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
+    cdk_scratch *sc = cdk_scratch_new(L);
+    cdk_buf_add_b64(&sc->b[0], (const unsigned char *)s, n);
+    return push_scratch(L, sc);
+}
+
+static int push_digest(lua_State *L, const unsigned char *md, unsigned n, int enc)
+{
+    char out[96];
     cdk_buf b;
-    cdk_buf_init(&b);
-    cdk_buf_add_b64(&b, (const unsigned char *)s, n);
-    return push_buf_or_fail(L, &b);
+    if (enc == 2) {
+        lua_pushlstring(L, (const char *)md, n);
+        return 1;
+    }
+    /* at most 32 bytes: encode on the stack, no heap */
+    b.p = out;
+    b.len = 0;
+    b.cap = sizeof(out);
+    b.failed = 0;
+    if (enc == 0)
+        cdk_buf_add_b64(&b, md, n);
+    else
+        cdk_buf_add_hex(&b, md, n);
+    lua_pushlstring(L, out, b.len);
+    return 1;
 }
 
 static int l_hmac(lua_State *L)
@@ -69,19 +96,9 @@ static int l_hmac(lua_State *L)
     int e = luaL_checkoption(L, 4, "base64", encs);
     unsigned char mac[32];
     unsigned n = cdk_hmac(a == 0 ? CDK_SHA1 : CDK_SHA256, key, kl, msg, ml, mac);
-    cdk_buf b;
     if (n == 0)
         return luaL_error(L, "cdnkit: HMAC failed");
-    if (e == 2) {
-        lua_pushlstring(L, (const char *)mac, n);
-        return 1;
-    }
-    cdk_buf_init(&b);
-    if (e == 0)
-        cdk_buf_add_b64(&b, mac, n);
-    else
-        cdk_buf_add_hex(&b, mac, n);
-    return push_buf_or_fail(L, &b);
+    return push_digest(L, mac, n, e);
 }
 
 static int l_sha256_hex(lua_State *L)
@@ -89,12 +106,15 @@ static int l_sha256_hex(lua_State *L)
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
     unsigned char md[32];
-    cdk_buf b;
     if (cdk_sha256(s, n, md) != 32)
         return luaL_error(L, "cdnkit: SHA-256 failed");
-    cdk_buf_init(&b);
-    cdk_buf_add_hex(&b, md, 32);
-    return push_buf_or_fail(L, &b);
+    return push_digest(L, md, 32, 1);
+}
+
+/* the CSPRNG block of this lua_State: upvalue 1 of the functions using it */
+static cdk_rng *rng_of(lua_State *L)
+{
+    return (cdk_rng *)lua_touserdata(L, lua_upvalueindex(1));
 }
 
 static int l_random_bytes(lua_State *L)
@@ -114,7 +134,7 @@ static int l_uuid4(lua_State *L)
     char out[37];
     static const char H[] = "0123456789abcdef";
     int i, j = 0;
-    if (!cdk_random(r, sizeof(r)))
+    if (!cdk_rng_take(rng_of(L), r, sizeof(r)))
         return luaL_error(L, "cdnkit: RAND_bytes failed");
     r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
     r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
@@ -134,7 +154,7 @@ static int l_nonce_int(lua_State *L)
 {
     unsigned char r[4];
     unsigned long v;
-    if (!cdk_random(r, sizeof(r)))
+    if (!cdk_rng_take(rng_of(L), r, sizeof(r)))
         return luaL_error(L, "cdnkit: RAND_bytes failed");
     v = ((unsigned long)r[0] << 24 | (unsigned long)r[1] << 16 | (unsigned long)r[2] << 8 | r[3]) &
         0x7fffffffUL;
@@ -199,11 +219,6 @@ static int l_parse_http_date(lua_State *L)
     return 1;
 }
 
-static int l_new_client(lua_State *L)
-{
-    return cdk_client_new(L);
-}
-
 static int l_curl_version(lua_State *L)
 {
     lua_pushstring(L, curl_version());
@@ -216,8 +231,6 @@ static const luaL_Reg core_funcs[] = {
     {"hmac", l_hmac},
     {"sha256_hex", l_sha256_hex},
     {"random_bytes", l_random_bytes},
-    {"uuid4", l_uuid4},
-    {"nonce_int", l_nonce_int},
     {"now", l_now},
     {"monotime", l_monotime},
     {"sleep", l_sleep},
@@ -225,7 +238,10 @@ static const luaL_Reg core_funcs[] = {
     {"parse_http_date", l_parse_http_date},
     {"json_decode", cdk_json_l_decode},
     {"json_encode", cdk_json_l_encode},
-    {"new_client", l_new_client},
+    {"parse_headers", cdk_http_l_parse_headers},
+    {"client_class", cdk_client_class},
+    {"new_client", cdk_client_new},
+    {"curl", cdk_http_new},
     {"curl_version", l_curl_version},
     {NULL, NULL},
 };
@@ -237,8 +253,22 @@ CDK_API int luaopen_cdnkit_core(lua_State *L)
     /* libcurl >= 7.84 makes curl_global_init thread-safe and reference counted */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return luaL_error(L, "cdnkit: curl_global_init failed");
-    cdk_client_register(L);
+    cdk_scratch_register(L);
+    cdk_http_register(L);
     luaL_newlib(L, core_funcs);
+    {
+        /* functions sharing this lua_State's CSPRNG block */
+        static const luaL_Reg rng_funcs[] = {
+            {"uuid4", l_uuid4},
+            {"nonce_int", l_nonce_int},
+            {NULL, NULL},
+        };
+        cdk_rng *r = (cdk_rng *)lua_newuserdata(L, sizeof(cdk_rng));
+        cdk_rng_init(r);
+        luaL_setfuncs(L, rng_funcs, 1);
+    }
+    cdk_sign_push_schemes(L);
+    lua_setfield(L, -2, "signers");
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
     cdk_json_push_array_mt(L);

@@ -1,12 +1,12 @@
 /*
- * util.c - byte buffer, encoders and OpenSSL wrappers shared by the core.
- * No state outside the arguments: safe with many lua_States per process.
+ * util.c - byte buffer, encoders, wiping, CSPRNG and scratch memory shared
+ * by the core.  No state outside the arguments: safe with many lua_States
+ * per process.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include "util.h"
 
@@ -149,26 +149,6 @@ int cdk_buf_add_hex(cdk_buf *b, const unsigned char *s, size_t n)
     return 1;
 }
 
-unsigned cdk_hmac(enum cdk_hash h, const void *key, size_t keylen,
-                  const void *msg, size_t msglen, unsigned char *out)
-{
-    unsigned int outlen = 0;
-    const EVP_MD *md = (h == CDK_SHA256) ? EVP_sha256() : EVP_sha1();
-    if (keylen > 0x7fffffff)
-        return 0;
-    if (HMAC(md, key, (int)keylen, (const unsigned char *)msg, msglen, out, &outlen) == NULL)
-        return 0;
-    return outlen;
-}
-
-unsigned cdk_sha256(const void *msg, size_t len, unsigned char *out)
-{
-    unsigned int outlen = 0;
-    if (EVP_Digest(msg, len, out, &outlen, EVP_sha256(), NULL) != 1)
-        return 0;
-    return outlen;
-}
-
 int cdk_random(unsigned char *out, size_t n)
 {
     if (n > 0x7fffffff)
@@ -188,4 +168,80 @@ int cdk_buf_push(lua_State *L, const cdk_buf *b)
         return 0;
     lua_pushlstring(L, b->p ? b->p : "", b->len);
     return 1;
+}
+
+void cdk_rng_init(cdk_rng *r)
+{
+    memset(r->block, 0, sizeof(r->block));
+    r->pos = CDK_RNG_BLOCK;
+    r->pid = 0;
+}
+
+int cdk_rng_take(cdk_rng *r, unsigned char *out, size_t n)
+{
+    long pid = (long)getpid();
+    if (n > CDK_RNG_BLOCK)
+        return 0;
+    if (r->pid != pid || r->pos + n > CDK_RNG_BLOCK) {
+        if (RAND_bytes(r->block, CDK_RNG_BLOCK) != 1) {
+            r->pos = CDK_RNG_BLOCK;
+            return 0;
+        }
+        r->pos = 0;
+        r->pid = pid;
+    }
+    memcpy(out, r->block + r->pos, n);
+    OPENSSL_cleanse(r->block + r->pos, n);
+    r->pos += n;
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* scratch memory owned by a userdata */
+
+static const char SCRATCH_MT[] = "cdnkit.scratch";
+
+void cdk_scratch_done(cdk_scratch *s)
+{
+    int i;
+    for (i = 0; i < CDK_SCRATCH_BUFS; i++)
+        cdk_buf_wipe(&s->b[i]);
+    if (s->mem != NULL) {
+        cdk_wipe(s->mem, s->memlen);
+        free(s->mem);
+    }
+    s->mem = NULL;
+    s->memlen = 0;
+}
+
+static int scratch_gc(lua_State *L)
+{
+    cdk_scratch *s = (cdk_scratch *)lua_touserdata(L, 1);
+    if (s != NULL)
+        cdk_scratch_done(s);
+    return 0;
+}
+
+void cdk_scratch_register(lua_State *L)
+{
+    if (luaL_newmetatable(L, SCRATCH_MT)) {
+        lua_pushcfunction(L, scratch_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_pushliteral(L, "cdnkit scratch");
+        lua_setfield(L, -2, "__metatable");
+    }
+    lua_pop(L, 1);
+}
+
+cdk_scratch *cdk_scratch_new(lua_State *L)
+{
+    int i;
+    cdk_scratch *s = (cdk_scratch *)lua_newuserdata(L, sizeof(*s));
+    for (i = 0; i < CDK_SCRATCH_BUFS; i++)
+        cdk_buf_init(&s->b[i]);
+    s->mem = NULL;
+    s->memlen = 0;
+    luaL_getmetatable(L, SCRATCH_MT);
+    lua_setmetatable(L, -2);
+    return s;
 }

@@ -1,6 +1,7 @@
 /*
  * util.h - small shared helpers of the C core: a growable byte buffer,
- * RFC 3986 percent-encoding, base64, HMAC/SHA-256 wrappers.
+ * RFC 3986 percent-encoding, base64, hex, wiping, CSPRNG bytes (one-off and
+ * in blocks), and scratch memory owned by a Lua userdata.
  */
 #ifndef CDNKIT_UTIL_H
 #define CDNKIT_UTIL_H
@@ -28,17 +29,44 @@ int cdk_buf_add_pct(cdk_buf *b, const char *s, size_t n);
 int cdk_buf_add_b64(cdk_buf *b, const unsigned char *s, size_t n);
 int cdk_buf_add_hex(cdk_buf *b, const unsigned char *s, size_t n);
 
-enum cdk_hash { CDK_SHA1 = 1, CDK_SHA256 = 2 };
-/* out must hold 32 bytes; returns output length or 0 on failure */
-unsigned cdk_hmac(enum cdk_hash h, const void *key, size_t keylen,
-                  const void *msg, size_t msglen, unsigned char *out);
-unsigned cdk_sha256(const void *msg, size_t len, unsigned char *out);
-/* fill with CSPRNG bytes; 1 on success */
+/* fill with CSPRNG bytes (OpenSSL RAND_bytes); 1 on success */
 int cdk_random(unsigned char *out, size_t n);
+
+/* CSPRNG bytes taken from a block refilled with one RAND_bytes call.  The
+   block belongs to one lua_State (an upvalue of the module's functions), never
+   to the process; it is refilled after fork() (the pid is checked), so two
+   nginx workers never hand out the same nonce. */
+#define CDK_RNG_BLOCK 512
+typedef struct cdk_rng {
+    unsigned char block[CDK_RNG_BLOCK];
+    size_t pos; /* bytes used; CDK_RNG_BLOCK = empty */
+    long pid;
+} cdk_rng;
+void cdk_rng_init(cdk_rng *r);
+/* n <= CDK_RNG_BLOCK; 1 on success; used bytes are wiped from the block */
+int cdk_rng_take(cdk_rng *r, unsigned char *out, size_t n);
 /* zero memory in a way the compiler will not drop */
 void cdk_wipe(void *p, size_t n);
 
 /* push a buffer's content as a Lua string; 0 (nothing pushed) if an append failed */
 int cdk_buf_push(lua_State *L, const cdk_buf *b);
+
+/* Scratch memory for one C call that pushes Lua values: the buffers belong to
+   a userdata on the Lua stack, so when a push raises (out of memory) the
+   garbage collector frees them (its __gc wipes and frees); on the normal path
+   cdk_scratch_done() releases them at once.  Everything is wiped before it is
+   freed: scratch may hold strings-to-sign. */
+#define CDK_SCRATCH_BUFS 4
+typedef struct cdk_scratch {
+    cdk_buf b[CDK_SCRATCH_BUFS];
+    void *mem;      /* one more malloc'd block (an array), or NULL */
+    size_t memlen;
+} cdk_scratch;
+/* register the scratch metatable (luaopen) */
+void cdk_scratch_register(lua_State *L);
+/* push a new scratch userdata and return it (raises on out of memory) */
+cdk_scratch *cdk_scratch_new(lua_State *L);
+/* wipe and free what it holds (idempotent; the userdata stays on the stack) */
+void cdk_scratch_done(cdk_scratch *s);
 
 #endif

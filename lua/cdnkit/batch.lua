@@ -17,6 +17,7 @@ local retry = require "cdnkit.retry"
 local pace = require "cdnkit.pace"
 local paginate = require "cdnkit.paginate"
 local client_mod = require "cdnkit.client"
+local transport = require "cdnkit.transport"
 
 local M = {}
 
@@ -82,11 +83,11 @@ local function plan(self, kinds, opts)
         local chunk = {}
         for j = i, math.min(i + size - 1, #items) do chunk[#chunk + 1] = items[j] end
         local action, params = A.batch_params(kind, chunk)
-        local ad = st.api_index[action]
-        local flat, msg = validate.check(st.api, ad, params, A.list_form)
+        local P = st.plan(action)
+        local flat, msg = validate.check_plan(P, params, A.list_form)
         if not flat then raise(msg) end
-        jobs[#jobs + 1] = { kind = kind, urls = chunk, action = action, flat = flat,
-                            idempotent = ad.idempotent, attempts = 0 }
+        jobs[#jobs + 1] = { kind = kind, urls = chunk, action = action, plan = P, flat = flat,
+                            idempotent = P.idempotent, attempts = 0 }
       end
     end
   end
@@ -97,40 +98,52 @@ local function plan(self, kinds, opts)
   }
 end
 
--- send the requests of one round: one libcurl multi loop for every vendor
--- without a Lua transport; vendors with a transport go one by one
+-- send the requests of one wave.  The requests of every vendor that uses
+-- the curl transport go through one libcurl multi loop (the first such
+-- client's transport runs it; each request carries its own client's
+-- settings), each vendor at most its concurrency at once and started at its
+-- pacing time; Lua transports get theirs through send_many / send.
 local function send_round(items)
-  local multi, multi_idx, total = {}, {}, 0
   local results = {}
+  local curl_reqs, curl_idx, sched = {}, {}, { not_before = {}, group = {}, limits = {} }
+  local runner, total, seen = nil, 0, {}
+  local lua_groups, lua_order = {}, {}
   for i, it in ipairs(items) do
-    if it.group.st.transport then
-      local wait = (it.req.not_before or 0) - core.monotime()
-      if wait > 0 then it.group.st.sleep(wait) end
-      local status, headers, body = client_mod.lua_transport(it.group.st, it.req)
-      if status then
-        results[i] = { status = status, headers = headers, body = body }
-      else
-        results[i] = { err = headers }
+    local g = it.group
+    if g.st.curl then
+      runner = runner or g.st.curl
+      local k = #curl_reqs + 1
+      curl_reqs[k] = it.req
+      curl_idx[k] = i
+      sched.not_before[k] = it.not_before or 0
+      sched.group[k] = it.gi
+      if not seen[it.gi] then
+        seen[it.gi] = true
+        sched.limits[it.gi] = g.conc
+        total = total + g.conc
       end
     else
-      multi[#multi + 1] = it.req
-      multi_idx[#multi_idx + 1] = i
+      local lg = lua_groups[g]
+      if not lg then
+        lg = { reqs = {}, idx = {}, nb = {} }
+        lua_groups[g] = lg
+        lua_order[#lua_order + 1] = g
+      end
+      local k = #lg.reqs + 1
+      lg.reqs[k] = it.req
+      lg.idx[k] = i
+      lg.nb[k] = it.not_before or 0
     end
   end
-  if #multi > 0 then
-    local groups, runner = {}, nil
-    for _, it in ipairs(items) do
-      if not it.group.st.transport then
-        runner = runner or it.group.client
-        if not groups[it.req.group] then
-          groups[it.req.group] = it.group.conc
-          total = total + it.group.conc
-        end
-      end
-    end
+  for _, g in ipairs(lua_order) do
+    local lg = lua_groups[g]
+    local rs = transport.lua_many(g.st, lg.reqs, g.conc, { not_before = lg.nb }, g.st.sleep)
+    for k, i in ipairs(lg.idx) do results[i] = rs[k] end
+  end
+  if #curl_reqs > 0 then
     if total > 256 then total = 256 end -- the C core's ceiling; group limits still apply
-    local res = runner:_perform_many(multi, { concurrency = total, groups = groups })
-    for k, i in ipairs(multi_idx) do results[i] = res[k] end
+    local res = runner:send_many(curl_reqs, total, sched)
+    for k, i in ipairs(curl_idx) do results[i] = res[k] end
   end
   return results
 end
@@ -144,9 +157,9 @@ local function outcome(group, job, r)
       return nil, { code = "http", message = "no result for this request", sent = true }
     end
     if r.err then
-      return client_mod.outcome(group.st, job.action, job.req, nil, r.err)
+      return client_mod.outcome(group.st, job.action, job.meta, nil, r.err)
     end
-    return client_mod.outcome(group.st, job.action, job.req, r.status, r.headers, r.body)
+    return client_mod.outcome(group.st, job.action, job.meta, r.status, r.headers, r.body)
   end)
   if not ok then
     return nil, errors.new(group.A.name, job.action, {
@@ -205,12 +218,9 @@ local function execute(groups)
       for _, it in ipairs(wave) do
         local g, j = it.group, it.job
         j.attempts = j.attempts + 1
-        j.req = g.A.build(g.client, g.st, j.action, j.flat, {})
-        client_mod.trace_request(g.st, j.action, j.req)
-        it.req = j.req
-        j.req.group = it.gi
-        j.req.client = g.client
-        j.req.not_before = pace.reserve(g.st, j.action)
+        it.req, j.meta = g.A.build(g.client, g.st, j.plan, j.flat, {})
+        if g.st.trace then client_mod.trace_request(g.st, j.action, it.req) end
+        it.not_before = pace.reserve(g.st, j.action)
       end
       local results = send_round(wave)
       local after = core.monotime()
@@ -242,7 +252,8 @@ local function execute(groups)
             rep.failed[#rep.failed + 1] = { kind = j.kind, urls = j.urls, err = err }
           end
         end
-        j.req = nil
+        j.meta = nil
+        it.req = nil
       end
     end
     queue = rest

@@ -1,59 +1,34 @@
--- cdnkit.client: builds the client of one vendor from its API data and its
--- protocol adapter (lua/cdnkit/vendors/<vendor>.lua).  The C userdata holds
--- the credentials and the libcurl handles; the methods below are generated,
--- one per declared action, plus prepare/call/actions/help and the helpers.
+-- cdnkit.client: the engine of one call.  Builds the client of a vendor from
+-- its adapter (lua/cdnkit/vendors/<vendor>.lua, contract in vendors/README.md)
+-- and the API data of the chosen version; methods are generated, one per
+-- declared action, plus prepare/call/actions/help/version and the helpers.
+--
+-- The path of one call:
+--   plan (validate.plan, compiled once per action) -> adapter.build (signs in C)
+--   -> transport (libcurl in C, or a Lua transport) -> adapter.parse
+--   -> retry / clock re-sign / pacing (here, for every transport alike).
+-- Nothing is built for tracing unless a trace function is set.
 local raise = require("cdnkit.errors").raise
 local core = require "cdnkit.core"
 local validate = require "cdnkit.validate"
 local errors = require "cdnkit.errors"
 local retry = require "cdnkit.retry"
 local pace = require "cdnkit.pace"
+local adapter = require "cdnkit.adapter"
+local transport = require "cdnkit.transport"
+
+local type, pairs, ipairs, setmetatable = type, pairs, ipairs, setmetatable
+local monotime = core.monotime
 
 local M = {}
 local VERSION = core.VERSION
 
-local cache = {} -- vendor -> methods table (built once per lua_State)
+-- client userdata -> its Lua state (weak keys: the state goes with the client)
+local STATE = setmetatable({}, { __mode = "k" })
+M.STATE = STATE
 
-local function state_of(self) return self:_state() end
-
--- run the user's transport function once: status, headers, body | nil, err.
--- What it returns is checked: a bad answer is a structured error, never a
--- crash further down; header names are lower-cased as libcurl's are.
-local function lua_transport(st, req)
-  local ok, status, headers, body = pcall(st.transport, req)
-  if not ok then
-    return nil, { code = "http", message = "transport raised: " .. tostring(status), sent = true }
-  end
-  if not status then
-    local e = headers
-    if type(e) ~= "table" then e = { code = "http", message = tostring(e), sent = true } end
-    return nil, e
-  end
-  if type(status) ~= "number" or status < 100 or status > 999 then
-    return nil, { code = "http", sent = true,
-                  message = "transport returned a bad status (" .. tostring(status) .. ")" }
-  end
-  if body ~= nil and type(body) ~= "string" then
-    return nil, { code = "http", sent = true, message = "transport returned a non-string body" }
-  end
-  local h = {}
-  if type(headers) == "table" then
-    for k, v in pairs(headers) do
-      if type(k) == "string" then
-        if type(v) == "table" then v = table.concat(v, ", ") end
-        h[k:lower()] = tostring(v)
-      end
-    end
-  end
-  return status, h, body or ""
-end
-M.lua_transport = lua_transport
-
--- run the transport once: the user's transport function or libcurl
-local function send(self, st, req)
-  if st.transport then return lua_transport(st, req) end
-  return self:_perform(req)
-end
+local EMPTY = setmetatable({}, { __newindex = function() error("read-only", 2) end })
+local NOFIX = EMPTY
 
 local function trace(st, event)
   if st.trace then pcall(st.trace, event) end
@@ -64,18 +39,16 @@ local function redact_params(s)
   return (s:gsub("([?&]Signature=)[^&]*", "%1***"):gsub("^(Signature=)[^&]*", "%1***")
            :gsub("([?&]Token=)[^&]*", "%1***"):gsub("^(Token=)[^&]*", "%1***"))
 end
-local function redact_url(url)
-  return redact_params(url)
-end
+local SECRET_HEADERS = { authorization = true, ["x-auth-token"] = true, ["x-tc-token"] = true,
+                         ["x-acs-security-token"] = true }
 local function redact_req(req)
   local h = {}
   for k, v in pairs(req.headers or {}) do
-    local lk = k:lower()
-    h[k] = (lk == "authorization" or lk == "x-auth-token") and "***" or v
+    h[k] = SECRET_HEADERS[k:lower()] and "***" or v
   end
   local body = req.body
   if body then body = redact_params(body) end
-  return { method = req.method, url = redact_url(req.url), headers = h, body = body }
+  return { method = req.method, url = redact_params(req.url), headers = h, body = body }
 end
 
 -- turn a transport-level error into the structured error
@@ -90,34 +63,44 @@ local function transport_error(vendor, action, e)
   return err
 end
 
---- Trace a request about to be sent (signature redacted).
+--- Trace a request about to be sent (signature redacted).  Callers check
+-- st.trace first, so nothing is built when tracing is off.
 function M.trace_request(st, action, req)
   trace(st, { event = "request", vendor = st.adapter.name, action = action, request = redact_req(req) })
 end
 
---- What one transfer came to: data, or nil and the structured error.
+--- What one transfer came to: data, or nil, the structured error and the
+-- response headers (a table, or the raw block the curl transport returns
+-- for a 2xx answer: core.parse_headers reads it when needed).
 -- `status` nil means a transport failure, described by `headers`.
-function M.outcome(st, action, req, status, headers, body)
+function M.outcome(st, action, meta, status, headers, body)
   local A = st.adapter
   if not status then
     local err = transport_error(A.name, action, headers or {})
-    trace(st, { event = "error", vendor = A.name, action = action, error = err })
+    if st.trace then trace(st, { event = "error", vendor = A.name, action = action, error = err }) end
     return nil, err
   end
-  trace(st, { event = "response", vendor = A.name, action = action, status = status,
-              headers = headers, body = body })
-  local data, err = A.parse(st, action, status, headers or {}, body or "", req)
+  local h = headers
+  if type(h) ~= "table" then h = EMPTY end
+  if st.trace then
+    if type(headers) == "string" then headers = core.parse_headers(headers); h = headers end
+    trace(st, { event = "response", vendor = A.name, action = action, status = status,
+                headers = headers, body = body })
+  end
+  local data, err = A.parse(st, action, status, h, body or "", meta)
   if err then
     err = errors.new(A.name, action, err)
     if err.ambiguous == nil then err.ambiguous = status >= 500 end
-    trace(st, { event = "error", vendor = A.name, action = action, error = err })
+    if st.trace then trace(st, { event = "error", vendor = A.name, action = action, error = err }) end
+    return nil, err, headers
   end
-  return data, err
+  return data
 end
 
 --- After a timestamp rejection: take the server's clock from its Date header.
 function M.learn_clock(st, headers)
-  local d = headers and headers["date"]
+  if type(headers) == "string" then headers = core.parse_headers(headers) end
+  local d = type(headers) == "table" and headers["date"]
   local server = d and core.parse_http_date(d)
   if server then
     st.clock_offset = server - core.now()
@@ -127,96 +110,90 @@ function M.learn_clock(st, headers)
 end
 local learn_clock = M.learn_clock
 
--- one signed request -> result | nil, err
-local function attempt(self, st, action, flat, opts)
-  local at = pace.reserve(st, action)
-  if at then
-    local w = at - core.monotime()
-    if w > 0 then st.sleep(w) end
-  end
-  local req = st.adapter.build(self, st, action, flat, opts or {})
-  M.trace_request(st, action, req)
-  local status, headers, body = send(self, st, req)
-  local data, err = M.outcome(st, action, req, status, headers, body)
-  return data, err, status and headers
+-- one request on the client's transport -> status, headers, body | nil, err
+local function send(st, req)
+  local curl = st.curl
+  if curl then return curl:_perform(req, st.trace ~= nil) end
+  return transport.lua_send(st.send, req)
 end
 
--- the whole call: attempts with retry policy
-local function invoke(self, action, flat, idempotent)
-  local st = state_of(self)
-  local policy = st.retry
-  local t0 = core.monotime()
-  local n = 0
-  local clock_fixed = false
+--- The whole call: attempts under the retry policy.  `fixed` (prepare's
+-- values) is normally nil.
+local function invoke(self, st, P, flat, idempotent)
+  local A, name, policy = st.adapter, P.name, st.retry
+  local n, clock_fixed, t0 = 0, false, nil
+  if policy.deadline then t0 = monotime() end
   while true do
     n = n + 1
-    local data, err, headers = attempt(self, st, action, flat)
+    if st.rate ~= false then
+      local at = pace.reserve(st, name)
+      if at then
+        local w = at - monotime()
+        if w > 0 then st.sleep(w) end
+      end
+    end
+    local req, meta = A.build(self, st, P, flat, NOFIX)
+    if st.trace then M.trace_request(st, name, req) end
+    local data, err, headers = M.outcome(st, name, meta, send(st, req))
     if data ~= nil then return data end
     err.attempts = n
     if err.clock and not clock_fixed and learn_clock(st, headers) then
       -- the vendor rejected our timestamp: take its clock from the Date
       -- header and resend at once (one extra attempt, no backoff)
       clock_fixed = true
-    elseif not retry.should_retry(policy, err, n, idempotent, t0) then
+    elseif not retry.should_retry(policy, err, n, idempotent, t0 or monotime()) then
       return nil, err
     else
       local wait = retry.backoff(policy, n)
       if policy.deadline then
-        local left = policy.deadline - (core.monotime() - t0)
+        local left = policy.deadline - (monotime() - t0)
         if wait > left then wait = left end
       end
       if wait > 0 then st.sleep(wait) end
     end
   end
 end
-M.invoke = invoke
 
-local function list_form_of(A)
-  return A.list_form
-end
-
-local function find_action(st, name)
-  return st.api_index[name]
-end
-
-local function check_params(self, st, a, params)
-  return validate.check(st.api, a, params, list_form_of(st.adapter))
+--- Call action `name` with already validated parameters (pagination,
+-- report:wait and the quota check use it).
+function M.invoke(self, name, flat, idempotent)
+  local st = STATE[self]
+  return invoke(self, st, st.plan(name) or { name = name }, flat, idempotent)
 end
 
 local function check_self(self, name)
-  if type(self) ~= "userdata" then
+  local st = type(self) == "userdata" and STATE[self]
+  if not st then
     raise("cdnkit: call " .. name .. " with a colon: client:" .. name .. "{ ... }")
   end
   if self:is_closed() then raise("cdnkit: this client is closed") end
+  return st
 end
 
 local function make_action_method(name)
   return function(self, params)
-    check_self(self, name)
-    local st = state_of(self)
-    local a = find_action(st, name)
-    local flat, msg = check_params(self, st, a, params)
+    local st = check_self(self, name)
+    local P = st.plan(name)
+    local flat, msg = validate.check_plan(P, params, st.adapter.list_form)
     if not flat then raise(msg) end
-    return invoke(self, name, flat, a.idempotent)
+    return invoke(self, st, P, flat, P.idempotent)
   end
 end
 
--- build the per-vendor methods table (once)
-local function build_methods(A)
-  local api = A.api
+local list_mt = { __tostring = function(t) return table.concat(t, "\n") end }
+
+-- build the methods table of one vendor version (once per lua_State)
+local function build_methods(A, V)
+  local api = V.api
   local methods = {}
   for _, a in ipairs(api.actions) do
-    if methods[a.name] then error("duplicate action in API data: " .. a.name) end
     methods[a.name] = make_action_method(a.name)
   end
 
-  local list_mt = { __tostring = function(t) return table.concat(t, "\n") end }
-
   function methods.actions(self)
     check_self(self, "actions")
-    local st = state_of(self)
     local t = {}
-    for _, a in ipairs(st.api.actions) do t[#t + 1] = a.name end
+    for _, a in ipairs(api.actions) do t[#t + 1] = a.name end
     table.sort(t)
     return setmetatable(t, list_mt)
   end
@@ -224,15 +201,14 @@ local function build_methods(A)
   -- help() results print readably in a REPL (print / tostring)
   function methods.help(self, action)
     check_self(self, "help")
-    local st = state_of(self)
     local helptext = require "cdnkit.helptext"
     if action == nil then
       local t = {}
-      for _, a in ipairs(st.api.actions) do t[#t + 1] = { action = a.name, doc = a.doc } end
+      for _, a in ipairs(api.actions) do t[#t + 1] = { action = a.name, doc = a.doc } end
       table.sort(t, function(x, y) return x.action < y.action end)
-      return setmetatable(t, { __tostring = function() return helptext.list(A.name, st.api) end })
+      return setmetatable(t, { __tostring = function() return helptext.list(A.name, api) end })
     end
-    local a = find_action(st, action)
+    local a = V.index[action]
     if not a then raise("cdnkit." .. A.name .. ": unknown action '" .. tostring(action) .. "'") end
     local params = {}
     for i, p in ipairs(a.params or {}) do
@@ -243,57 +219,61 @@ local function build_methods(A)
       params[i] = d
     end
     return setmetatable({
-      action = a.name, doc = a.doc, ref = a.ref, source = helptext.ref(st.api, a.ref),
-      method = a.http or st.method, path = A.path,
+      action = a.name, doc = a.doc, ref = a.ref, source = helptext.ref(api, a.ref),
+      method = a.http or V.default_method, path = V.path,
       idempotent = a.idempotent and true or false,
       params = params, limits = a.limits or {}, one_of = a.one_of, requires_any = a.requires_any,
       paginate = a.paginate, batch = a.batch,
-    }, { __tostring = function() return helptext.action(A.name, st.api, a) end })
+    }, { __tostring = function() return helptext.action(A.name, api, a) end })
   end
 
-  local FIXED = { "timestamp", "nonce", "method", "explain", "call", "region", "sign_method", "host" }
+  local FIXED = { "timestamp", "nonce", "method", "explain", "call" }
+  for k in pairs(A.fixed or {}) do FIXED[#FIXED + 1] = k end
+  table.sort(FIXED)
 
   function methods.prepare(self, action, params, fixed)
-    check_self(self, "prepare")
-    local st = state_of(self)
+    local st = check_self(self, "prepare")
     fixed = fixed or {}
     validate.only_keys(fixed, FIXED, "cdnkit: prepare: ")
     if A.check_fixed then A.check_fixed(fixed) end
-    local a = find_action(st, action)
+    local P = st.plan(action)
     local flat, msg
-    if a then
-      flat, msg = check_params(self, st, a, params)
+    if P then
+      flat, msg = validate.check_plan(P, params, A.list_form)
       if not flat then raise(msg) end
     elseif fixed.call then
-      flat = validate.loose(params, list_form_of(A))
+      P = { name = action }
+      flat = validate.loose(params, A.list_form)
     else
       raise("cdnkit." .. A.name .. ": unknown action '" .. tostring(action) .. "'")
     end
-    if fixed.method and not A.methods[fixed.method] then
-      raise("cdnkit." .. A.name .. ": method must be one of the vendor's (" .. A.method_list .. ")")
+    if fixed.method and not V.methods[fixed.method] then
+      raise("cdnkit." .. A.name .. ": method must be one of the vendor's (" .. V.method_list .. ")")
     end
-    local req = A.build(self, st, action, flat, fixed)
-    if not fixed.explain then req.explain = nil end
+    local req, meta = A.build(self, st, P, flat, fixed)
+    if fixed.explain then req.explain = meta and meta.explain end
     return req
   end
 
   function methods.call(self, action, params, opts)
+    local st = check_self(self, "call")
     if type(action) ~= "string" or action == "" then
       raise("cdnkit." .. A.name .. ": call: action name (string) expected")
     end
     if params ~= nil and type(params) ~= "table" then
       raise("cdnkit." .. A.name .. ": call: parameters must be a table")
     end
-    local st = state_of(self)
-    local flat = validate.loose(params, list_form_of(A))
+    local flat = validate.loose(params, A.list_form)
     if opts and opts.version then flat.Version = opts.version end
-    local a = find_action(st, action)
+    local P = st.plan(action)
     local idem = opts and opts.idempotent
-    if idem == nil then idem = a and a.idempotent or false end
-    return invoke(self, action, flat, idem)
+    if idem == nil then idem = P and P.idempotent or false end
+    return invoke(self, st, P or { name = action }, flat, idem)
   end
 
-  function methods.vendor(self) return A.name end
+  function methods.vendor() return A.name end
+  function methods.version() return V.version end
+  function methods._state(self) return STATE[self] end
 
   -- Lua helpers (pagination, batching) are attached by their modules
   require("cdnkit.paginate").install(methods, A)
@@ -311,6 +291,33 @@ local function build_methods(A)
         :format(A.name, tostring(k), hint))
     end,
   })
+end
+
+local classes = {} -- "vendor@version" -> { methods =, mt =, plan = fn }
+
+local function class_of(A, V)
+  local key = A.name .. "@" .. V.version
+  local c = classes[key]
+  if not c then
+    local methods = build_methods(A, V)
+    local plans = {}
+    c = {
+      mt = core.client_class(A.name, methods),
+      -- the compiled plan of an action (nil for an undeclared one)
+      plan = function(name)
+        local P = plans[name]
+        if P == nil then
+          local a = V.index[name]
+          if not a then return nil end
+          P = validate.plan(V.api, a)
+          plans[name] = P
+        end
+        return P
+      end,
+    }
+    classes[key] = c
+  end
+  return c
 end
 
 -- waiting (retry backoff, pacing): the user's `sleep`, else ngx.sleep where
@@ -335,20 +342,18 @@ end
 local COMMON = {
   endpoint = "string", method = "string", timeout = "number", connect_timeout = "number",
   proxy = "string", ca_file = "string", verify_tls = "boolean", user_agent = "string",
-  retry = "table", transport = "function", trace = "function", max_body = "number",
-  rate = "number", sleep = "function",
+  retry = "table", transport = "any", trace = "function", max_body = "number",
+  rate = "number", sleep = "function", version = "string",
 }
 
---- Create a client of adapter A from the user's options.
-function M.new(A, opts)
-  if opts == nil then opts = {} end
-  if type(opts) ~= "table" then raise("cdnkit." .. A.name .. ": options table expected") end
+local function check_options(A, opts)
   for k, v in pairs(opts) do
     local want = type(k) == "string" and (COMMON[k] or A.options[k])
     if not want then
       raise("cdnkit." .. A.name .. ": unknown option '" .. tostring(k) .. "'")
     end
-    local ok = type(v) == want or (k == "retry" and v == false) or (k == "rate" and v == false)
+    local ok = want == "any" or type(v) == want or (k == "retry" and v == false) or
+      (k == "rate" and v == false)
     if not ok then
       raise("cdnkit." .. A.name .. ": option '" .. k .. "' must be a " .. want .. ", got " .. type(v))
     end
@@ -365,13 +370,26 @@ function M.new(A, opts)
   if opts.rate and not (opts.rate > 0 and opts.rate <= 1e6) then
     raise("cdnkit." .. A.name .. ": option 'rate' must be requests per second (> 0) or false")
   end
-  local key_id, secret = M.read_credentials(A, opts)
-  if A.check_options then A.check_options(opts) end
-  local method = opts.method or A.default_method
-  if not A.methods[method] then
-    raise("cdnkit." .. A.name .. ": option 'method' must be one of " .. A.method_list)
+end
+
+--- Create a client of adapter A from the user's options.
+function M.new(A, opts)
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then raise("cdnkit." .. A.name .. ": options table expected") end
+  check_options(A, opts)
+  local ver = opts.version or A.default_version
+  local V = adapter.version(A, ver)
+  if not V then
+    raise("cdnkit." .. A.name .. ": option 'version': unknown API version '" .. ver .. "' (" ..
+      table.concat(adapter.version_names(A), ", ") .. ")")
   end
-  local endpoint = opts.endpoint or A.default_endpoint
+  local key_id, secret, secret_env = M.read_credentials(A, opts)
+  if A.check_options then A.check_options(opts) end
+  local method = opts.method or V.default_method
+  if not V.methods[method] then
+    raise("cdnkit." .. A.name .. ": option 'method' must be one of " .. V.method_list)
+  end
+  local endpoint = opts.endpoint or V.endpoint
   if endpoint:find("@", 1, true) then
     raise("cdnkit." .. A.name .. ": option 'endpoint' must not contain credentials (user:password@)")
   end
@@ -379,53 +397,62 @@ function M.new(A, opts)
     raise("cdnkit." .. A.name .. ": option 'endpoint' must be scheme://host[:port] without a path, got '"
       .. endpoint .. "'")
   end
-  local methods = cache[A.name]
-  if not methods then
-    methods = build_methods(A)
-    cache[A.name] = methods
-  end
-  local index = {}
-  for _, a in ipairs(A.api.actions) do index[a.name] = a end
+  local T = transport.resolve(opts.transport, A.name)
+  local class = class_of(A, V)
   local st = {
-    methods = methods, adapter = A, api = A.api, api_index = index,
+    adapter = A, api = V.api, api_index = V.index, plan = class.plan, sign = V.sign,
+    version = V.version, path = V.path,
     endpoint = endpoint, method = method,
-    transport = opts.transport, trace = opts.trace,
+    curl = T.curl, send = T.send, send_many = T.send_many, transport = T.curl == nil or nil,
+    trace = opts.trace,
     retry = retry.policy(opts.retry), sleep = make_sleep(opts.sleep), clock_offset = 0,
     rate = opts.rate,
+    user_agent = opts.user_agent or ("cdnkit/" .. VERSION),
+    settings = {
+      timeout = opts.timeout or 30, connect_timeout = opts.connect_timeout or 5,
+      max_body = opts.max_body or 64 * 1024 * 1024,
+      verify_tls = opts.verify_tls ~= false, ca_file = opts.ca_file, proxy = opts.proxy,
+    },
   }
   A.init(st, opts, key_id)
-  local copts = {
-    key_id = key_id, secret = secret, endpoint = endpoint,
-    timeout = opts.timeout, connect_timeout = opts.connect_timeout, proxy = opts.proxy,
-    ca_file = opts.ca_file, verify_tls = opts.verify_tls, max_body = opts.max_body,
-    user_agent = opts.user_agent or ("cdnkit/" .. VERSION),
-  }
-  st.user_agent = copts.user_agent
-  return core.new_client(A.name, copts, st)
+  local client = core.new_client(class.mt, {
+    key_id = key_id, secret = secret, secret_env = secret_env, endpoint = endpoint,
+  })
+  if not client:_has_secret() then
+    client:close()
+    M.no_credentials(A, A.credentials[#A.credentials][1])
+  end
+  STATE[client] = st
+  return client
 end
 
---- The key id and secret from the options or the environment, as the
--- adapter declares them ({ option, ENV_VAR } pairs, key id first).
+function M.no_credentials(A, missing)
+  local names, envs = {}, {}
+  for i, d in ipairs(A.credentials) do names[i] = d[1]; envs[i] = d[2] end
+  raise("cdnkit." .. A.name .. ": no credentials: give " .. table.concat(names, " and ") ..
+    ", or set " .. table.concat(envs, " and ") .. " (" .. missing .. " is missing)")
+end
+
+--- The key id from the options or the environment, and the secret: from the
+-- options (a string), or else the name of its environment variable, which
+-- the C core reads itself so that the secret never becomes a Lua string.
+-- As the adapter declares them ({ option, ENV_VAR } pairs, key id first,
+-- the secret last).
 function M.read_credentials(A, opts)
-  local vals, names = {}, {}
-  for i, c in ipairs(A.credentials) do
+  local creds = A.credentials
+  local vals = {}
+  for i, c in ipairs(creds) do
     local v = opts[c[1]]
-    if v == nil then v = os.getenv(c[2]) end
     if v ~= nil and (type(v) ~= "string" or v == "") then
       raise("cdnkit." .. A.name .. ": option '" .. c[1] .. "' must be a non-empty string")
     end
+    if v == nil and i < #creds then v = os.getenv(c[2]) end
+    if v == nil and i < #creds then M.no_credentials(A, c[1]) end
     vals[i] = v
-    names[#names + 1] = c[1]
   end
-  for i, c in ipairs(A.credentials) do
-    if vals[i] == nil then
-      local envs = {}
-      for j, d in ipairs(A.credentials) do envs[j] = d[2] end
-      raise("cdnkit." .. A.name .. ": no credentials: give " .. table.concat(names, " and ") ..
-        ", or set " .. table.concat(envs, " and ") .. " (" .. c[1] .. " is missing)")
-    end
-  end
-  return vals[1], vals[2]
+  local last = creds[#creds]
+  local secret = vals[#creds]
+  return vals[1], secret, secret == nil and last[2] or nil
 end
 
 return M

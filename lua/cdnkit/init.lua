@@ -2,8 +2,9 @@
 --   local cdnkit = require "cdnkit"
 --   local ali = cdnkit.aliyun { access_key_id = "...", access_key_secret = "..." }
 --   local res, err = ali:DescribeUserDomains { PageSize = 50 }
--- See README.md and the API contract (API.md).
+-- See README.md.
 local core = require "cdnkit.core"
+local adapter = require "cdnkit.adapter"
 
 local M = {
   VERSION = core.VERSION,
@@ -13,17 +14,14 @@ local M = {
   json_encode = core.json_encode,
 }
 
--- vendors whose client is implemented, in the documented order
-local VENDORS = { "aliyun", "qcloud" }
-local adapters = {}
-
-local function adapter(name)
-  local a = adapters[name]
-  if not a then
-    a = require("cdnkit.vendors." .. name)
-    adapters[name] = a
-  end
-  return a
+-- the vendors: every adapter in lua/cdnkit/vendors/ (its index is generated
+-- from the folder), in the order the adapters declare
+local VENDORS = {}
+do
+  local list = {}
+  for _, name in ipairs(require "cdnkit.vendors.index") do list[#list + 1] = adapter.get(name) end
+  table.sort(list, function(a, b) return a.order < b.order end)
+  for i, A in ipairs(list) do VENDORS[i] = A.name end
 end
 
 function M.vendors()
@@ -34,16 +32,18 @@ end
 
 for _, name in ipairs(VENDORS) do
   M[name] = function(opts)
-    return require("cdnkit.client").new(adapter(name), opts)
+    return require("cdnkit.client").new(adapter.get(name), opts)
   end
 end
 
--- vendors the contract names that this version does not have yet: a clear
--- error instead of "attempt to call a nil value"
-for _, name in ipairs { "wangsu", "plcloud" } do
-  M[name] = function()
-    require("cdnkit.errors").raise(("cdnkit.%s: not in cdnkit %s yet (available: %s)")
-      :format(name, M.VERSION, table.concat(VENDORS, ", ")))
+-- vendors of the documented contract that this version does not have yet:
+-- a clear error instead of "attempt to call a nil value"
+for _, name in ipairs { "aliyun", "qcloud", "wangsu", "plcloud" } do
+  if not M[name] then
+    M[name] = function()
+      require("cdnkit.errors").raise(("cdnkit.%s: not in cdnkit %s yet (available: %s)")
+        :format(name, M.VERSION, table.concat(VENDORS, ", ")))
+    end
   end
 end
 
@@ -54,16 +54,23 @@ function M.refresh(clients, opts)
   return require("cdnkit.batch").refresh_all(clients, opts)
 end
 
---- The API data of a vendor (read-only use): actions, parameters, limits.
-function M.api(name)
-  return adapter(name).api
+--- The API data of a vendor (read-only): actions, parameters, limits.
+-- `version` defaults to the vendor's default API version.
+function M.api(name, version)
+  local A = adapter.get(name)
+  local V = adapter.version(A, version or A.default_version)
+  if not V then
+    require("cdnkit.errors").raise("cdnkit.api: " .. name .. " has no API version '" ..
+      tostring(version) .. "' (" .. table.concat(adapter.version_names(A), ", ") .. ")")
+  end
+  return V.api
 end
 
 function M.help(out)
   out = out or io.write
   out(("cdnkit %s - CDN vendor APIs from Lua\n\n"):format(M.VERSION))
   for _, v in ipairs(VENDORS) do
-    local api = adapter(v).api
+    local api = M.api(v)
     out(("  cdnkit.%-8s %s, API %s, %d actions\n"):format(v, api.title, api.api_version, #api.actions))
   end
   out("\nStart: local c = cdnkit.aliyun{ access_key_id=..., access_key_secret=... }\n" ..

@@ -45,14 +45,6 @@ function M.action_rate(a)
   if l and l.per_minute then return l.per_minute / 60 end
 end
 
---- The rate that applies to action `a` of `api`: the lower of its own and
--- the vendor's (for information and help; pacing uses both buckets).
-function M.rate_of(api, a)
-  local r, v = M.action_rate(a), api.limits and api.limits.per_second
-  if r and v then return math.min(r, v) end
-  return r or v
-end
-
 -- the buckets of `action` in client state `st` (none when pacing is off)
 local function buckets(st, action)
   if st.rate == false then return nil end

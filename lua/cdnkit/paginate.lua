@@ -8,7 +8,6 @@
 -- page number (1-based) it happened on.  Wrap the loop in pcall to handle it.
 local raise = require("cdnkit.errors").raise
 local client = require "cdnkit.client"
-local core = require "cdnkit.core"
 local errors = require "cdnkit.errors"
 local validate = require "cdnkit.validate"
 
@@ -22,6 +21,24 @@ local function dig(t, path)
   return t
 end
 M.dig = dig
+
+-- A cheap identity of a page's first item: its scalar fields in key order
+-- (no JSON encoding of whole pages).  Two pages starting with the same item
+-- mean the server ignored the page position.
+local function fingerprint(item)
+  if type(item) ~= "table" then return tostring(item) end
+  local keys = {}
+  for k, v in pairs(item) do
+    local tv = type(v)
+    if type(k) == "string" and (tv == "string" or tv == "number" or tv == "boolean") then
+      keys[#keys + 1] = k
+    end
+  end
+  table.sort(keys)
+  local parts = {}
+  for i, k in ipairs(keys) do parts[i] = k .. "=" .. tostring(item[k]) end
+  return table.concat(parts, "\0")
+end
 
 local function paginated(self, action)
   local st = self:_state()
@@ -81,14 +98,20 @@ local function pages(self, action, params)
       fail("json", "'" .. pg.items .. "' is not a list on page " .. n, n)
     end
     local count = #items
-    -- a server that ignores the page parameter would loop for ever
-    local first = count > 0 and core.json_encode(items[1]) or nil
+    local total = pg.total and tonumber(dig(page, pg.total))
+    -- a server that ignores the page position would loop for ever (or, with
+    -- a total, hand out the first page again and again): check the position
+    -- it reports, and that the page does not start where the previous one did
+    local echoed = not offset_style and tonumber(page[pk])
+    if echoed and echoed ~= tonumber(p[pk]) then
+      fail("json", "page " .. n .. " reports " .. pk .. " " .. echoed .. " (the server ignores " .. pk .. ")", n)
+    end
+    local first = count > 0 and fingerprint(items[1]) or nil
     if first and first == prev_first then
       fail("json", "page " .. n .. " repeats the previous page (the server ignores " .. pk .. ")", n)
     end
     prev_first = first
     seen = seen + count
-    local total = pg.total and tonumber(dig(page, pg.total))
     if count == 0 then
       finished = true
     elseif total then

@@ -1,7 +1,9 @@
 -- cdnkit.validate: checks one call's parameters against the declared API data
--- (lua/cdnkit/apis/<vendor>.lua) and flattens them to the name -> string
--- table that the signers take.  Usage mistakes come back as an error message;
--- the caller raises it at the user's call site.
+-- (lua/cdnkit/apis/<vendor>_<version>.lua) and flattens them to the
+-- name -> string table that the signers take.  Each action is compiled once
+-- into a plan (its parameters by name, the message prefix, its flags); the
+-- API data itself is never written to.  Usage mistakes come back as an error
+-- message; the caller raises it at the user's call site.
 local raise = require("cdnkit.errors").raise
 local core = require "cdnkit.core"
 
@@ -154,36 +156,62 @@ function M.only_keys(t, names, where)
   end
 end
 
+--- Compile action `a` of `api` into a plan, once: what every call of it
+-- needs, computed before the first call.
+function M.plan(api, a)
+  local params = a.params or {}
+  local byname, known, required = {}, {}, false
+  for i, p in ipairs(params) do
+    byname[p[1]] = p
+    known[i] = p[1]
+    if p.required then required = true end
+  end
+  sort(known)
+  return {
+    name = a.name, action = a, api = api, params = params, byname = byname,
+    where = "cdnkit." .. api.vendor .. " " .. a.name .. ": ",
+    known = #known > 0 and (" (documented: " .. concat(known, ", ") .. ")") or
+      " (it takes no parameters)",
+    idempotent = a.idempotent, http = a.http, paginate = a.paginate,
+    -- nothing to check when no parameter is given
+    trivial = not required and not a.one_of and not a.requires_any,
+  }
+end
+
+local plans = setmetatable({}, { __mode = "k" }) -- action table -> plan
+
 --- Validate `params` for action `a` (a declared action table) of vendor `api`.
 -- `list_form(name, items, p, out)` writes a list into `out` (vendor-specific).
 -- Returns the flat table, or nil, message.
 function M.check(api, a, params, list_form)
-  local where = "cdnkit." .. api.vendor .. " " .. a.name .. ": "
+  local P = plans[a]
+  if not P then
+    P = M.plan(api, a)
+    plans[a] = P
+  end
+  return M.check_plan(P, params, list_form)
+end
+
+--- Validate `params` against plan P; the flat table, or nil, message.
+function M.check_plan(P, params, list_form)
+  if (params == nil or (type(params) == "table" and next(params) == nil)) and P.trivial then
+    return {}
+  end
+  local a, where, byname = P.action, P.where, P.byname
   if params == nil then params = {} end
   if type(params) ~= "table" then
     return nil, where .. "parameters must be a table, got " .. type(params)
-  end
-  local byname = a._byname
-  if not byname then
-    byname = {}
-    for _, p in ipairs(a.params or {}) do byname[p[1]] = p end
-    a._byname = byname
   end
   for k in pairs(params) do
     if type(k) ~= "string" then
       return nil, where .. "parameter names must be strings, got " .. type(k)
     end
     if not byname[k] then
-      local known = {}
-      for _, p in ipairs(a.params or {}) do known[#known + 1] = p[1] end
-      sort(known)
-      local hint = #known > 0 and (" (documented: " .. concat(known, ", ") .. ")") or
-        " (it takes no parameters)"
-      return nil, where .. "unknown parameter '" .. k .. "'" .. hint
+      return nil, where .. "unknown parameter '" .. k .. "'" .. P.known
     end
   end
   local out = {}
-  for _, p in ipairs(a.params or {}) do
+  for _, p in ipairs(P.params) do
     local name, typ, v = p[1], p[2], params[p[1]]
     if v == nil or v == core.null then
       if p.required then

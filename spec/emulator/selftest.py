@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Self-test of cdnemu.py (stdlib only).  Run: python3 spec/emulator/selftest.py
 
-Starts each vendor's emulator on a random loopback port with a small private
-fixture, signs requests with a signer written here (checked first against the
-published vectors of VENDORS.md), and exercises auth, paging, tasks, faults,
-keep-alive and concurrency.  Then smoke-tests the real fixtures/<vendor>.json if
-they exist.  Prints `selftest: N passed, N failed`; exit status 1 on failure.
+Checks the vendor registry of cdnemu.py, then starts each vendor's emulator on
+a random loopback port with a small private fixture, signs requests with a
+signer written here (checked first against fixed known-answer vectors, among
+them the worked examples of the vendors' signature documentation), and
+exercises auth, paging, tasks, faults, the request log, keep-alive and
+concurrency.  Then smoke-tests the real fixtures/<vendor>.json if they exist.
+Prints `selftest: N passed, N failed`; exit status 1 on failure.
 """
 
 import base64
@@ -290,8 +292,93 @@ QC_FIX = {
 
 
 # --------------------------------------------------------------------------
+# the vendor registry (cdnemu.py imported, not run)
+# --------------------------------------------------------------------------
+def registry_tests():
+    sys.path.insert(0, HERE)
+    try:
+        import cdnemu
+        import emucore
+    finally:
+        sys.path.remove(HERE)
+    check("registry lists aliyun and qcloud", sorted(cdnemu.VENDORS) == ["aliyun", "qcloud"],
+          cdnemu.VENDORS)
+    for name in cdnemu.VENDORS:
+        cls = cdnemu.vendor_class(name)
+        check("registry %s: a Vendor named %s" % (name, name),
+              issubclass(cls, emucore.Vendor) and cls.name == name, cls)
+        check("registry %s: PATH, CREDENTIALS, COUNT_OPTION" % name,
+              isinstance(cls.PATH, str) and cls.PATH.startswith("/") and cls.CREDENTIALS
+              and (cls.COUNT_OPTION is None or cls.COUNT_OPTION[0].startswith("--")), cls)
+        check("registry %s: transport kinds are fault kinds" % name,
+              set(cls.TRANSPORT_KINDS) <= set(emucore.FAULT_KINDS)
+              and emucore.GENERIC_TRANSPORT_KINDS <= set(cls.TRANSPORT_KINDS), cls)
+
+
+# --------------------------------------------------------------------------
 # common tests
 # --------------------------------------------------------------------------
+def request_log_tests(emu, path, get_query, post_body, name, bound=False):
+    """stats "methods" and "request_log": GET, POST and PUT are recorded with
+    their action, content type and sizes; reset clears them; the log keeps the
+    last 1000.  get_query / post_body are signed good requests."""
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    emu.reset()
+    s = emu.stats()
+    check(name + " request log empty after reset", s["methods"] == {} and
+          s["request_log"] == [], s)
+    send(emu, "GET", path)
+    s = emu.stats()
+    check(name + " log entry without Action", s["request_log"] == [
+        {"action": None, "method": "GET", "path": path, "content_type": None,
+         "body_bytes": 0, "query_bytes": 0}] and s["methods"] == {"GET": 1}, s["request_log"])
+    emu.reset()
+    c = emu.conn()
+    rg = send(emu, "GET", path + "?" + get_query, conn=c)
+    rp = send(emu, "POST", path, post_body, form, conn=c)
+    send(emu, "PUT", path + "?Action=PutIt", b"x=1", {"Content-Type": "text/plain"}, conn=c)
+    c.close()
+    s = emu.stats()
+    log = s["request_log"]
+    check(name + " methods counted", s["methods"] == {"GET": 1, "POST": 1, "PUT": 1}, s["methods"])
+    check(name + " methods sum to requests", sum(s["methods"].values()) == s["requests"], s)
+    check(name + " request log has 3 entries", len(log) == 3, log)
+    if len(log) == 3:
+        g, p, u = log
+        check(name + " log GET entry", rg.status == 200 and g["method"] == "GET" and
+              g["path"] == path and g["content_type"] is None and g["body_bytes"] == 0 and
+              g["query_bytes"] == len(get_query) and g["action"], (rg, g))
+        check(name + " log POST entry", rp.status == 200 and p["method"] == "POST" and
+              p["path"] == path and p["content_type"] == "application/x-www-form-urlencoded"
+              and p["body_bytes"] == len(post_body) and p["query_bytes"] == 0 and
+              p["action"] == g["action"], (rp, p))
+        check(name + " log PUT entry", u == {"action": "PutIt", "method": "PUT", "path": path,
+                                             "content_type": "text/plain", "body_bytes": 3,
+                                             "query_bytes": len("Action=PutIt")}, u)
+        check(name + " log keys", all(sorted(e) == ["action", "body_bytes", "content_type",
+                                                    "method", "path", "query_bytes"]
+                                      for e in log), log)
+    emu.reset()
+    s = emu.stats()
+    check(name + " reset clears methods and log", s["methods"] == {} and
+          s["request_log"] == [] and s["requests"] == 0, s)
+    if not bound:
+        return
+    # bounded: 1005 requests (unsigned: rejected, but counted and logged; one
+    # connection each, which is faster here than keep-alive: the server writes
+    # headers and body separately, and Nagle + delayed ACK cost ~40 ms a request)
+    for i in range(1005):
+        send(emu, "GET", path + "?Action=A%d" % i)
+    s = emu.stats()
+    log = s["request_log"]
+    check(name + " request log keeps the last 1000", len(log) == 1000 and
+          log[0]["action"] == "A5" and log[-1]["action"] == "A1004",
+          (len(log), log[:1], log[-1:]))
+    check(name + " methods count beyond the log", s["methods"] == {"GET": 1005} and
+          s["requests"] == 1005, s["methods"])
+    emu.reset()
+
+
 def common_tests(emu, call, ok, name):
     """keep-alive, concurrency, latency; `call(conn=None)` makes one good request."""
     emu.reset()
@@ -537,6 +624,11 @@ def _aliyun_tests(emu):
     check(A + "bad fault kind refused", r.status == 400, r)
     check(A + "alive after bad input", ali(emu, "DescribeCdnService").status == 200)
 
+    enc = lambda p: "&".join(pct(k) + "=" + pct(v) for k, v in p.items())  # noqa: E731
+    request_log_tests(emu, "/", enc(ali_params("DescribeCdnService")),
+                      enc(ali_params("DescribeCdnService", method="POST")).encode(), A,
+                      bound=True)
+
     common_tests(emu, lambda conn=None: ali(emu, "DescribeCdnService", conn=conn),
                  lambda r: r.status == 200, A)
 
@@ -694,6 +786,11 @@ def _qcloud_tests(emu):
     check(Q + "no params", qc_err(r, 4000), r)
     check(Q + "alive after bad input", qc(emu, "DescribeCdnHosts").get("code") == 0)
 
+    enc = lambda p: "&".join(pct(k) + "=" + pct(v) for k, v in p.items())  # noqa: E731
+    request_log_tests(emu, "/v2/index.php",
+                      enc(qc_params("DescribeCdnHosts", {"limit": "1"}, method="GET")),
+                      enc(qc_params("DescribeCdnHosts", {"limit": "1"})).encode(), Q)
+
     common_tests(emu, lambda conn=None: qc(emu, "DescribeCdnHosts", {"limit": "1"}, conn=conn),
                  lambda r: r.get("code") == 0, Q)
 
@@ -753,6 +850,7 @@ def fixture_smoke():
 def main():
     t0 = time.monotonic()
     check_vectors()
+    guarded(registry_tests)
     with tempfile.TemporaryDirectory(prefix="cdnemu-fix-") as d:
         ths = [threading.Thread(target=guarded, args=(fn, d))
                for fn in (aliyun_tests, qcloud_tests)]

@@ -33,15 +33,15 @@ function M.start(vendor, opts)
   os.remove(portfile)
   local self = setmetatable({ vendor = vendor, pid = pid, handle = h, port = port,
                               url = "http://127.0.0.1:" .. port }, control_mt)
-  -- the control API is plain JSON over HTTP: reuse the C transport of a
-  -- dummy client so no extra dependency is needed
-  self.ctl = core.new_client("emu", { key_id = "x", secret = "x", timeout = 10 }, {})
+  -- the control API is plain JSON over HTTP: the C core's curl transport,
+  -- so no extra dependency is needed
+  self.ctl = core.curl()
   return self
 end
 
 function control_mt:request(method, path, body)
-  local status, _, resp = self.ctl:_perform {
-    method = method, url = self.url .. path,
+  local status, _, resp = self.ctl:send {
+    method = method, url = self.url .. path, timeout = 10,
     headers = { ["Content-Type"] = "application/json" },
     body = body and core.json_encode(body) or nil,
   }

@@ -1,22 +1,30 @@
 -- cdnkit.vendors.aliyun: protocol adapter for Alibaba Cloud CDN, RPC API
--- 2014-11-11 (vendor-docs/001, VENDORS.md section 2).  Signing: percent-encode
--- and sort the query, StringToSign = METHOD&%2F&pct(query), HMAC-SHA1 with key
--- secret.."&" (done in C, src/client.c).  Errors: HTTP 4xx/5xx with
--- {RequestId, HostId, Code, Message}.
+-- 2014-11-11.  Signing (scheme aliyun_rpc_v2, in C: src/sign.c):
+-- percent-encode and sort the query, StringToSign = METHOD&%2F&pct(query),
+-- HMAC-SHA1 with key secret.."&".  Errors: HTTP 4xx/5xx with
+-- {RequestId, HostId, Code, Message}.  The contract this file fulfils is in
+-- README.md in this folder.
 local core = require "cdnkit.core"
 local raise = require("cdnkit.errors").raise
 local errors = require "cdnkit.errors"
 local validate = require "cdnkit.validate"
+local transport = require "cdnkit.transport"
 
 local A = {
   name = "aliyun",
-  api = require "cdnkit.apis.aliyun",
-  default_endpoint = "https://cdn.aliyuncs.com",
-  path = "/",
-  default_method = "GET",
-  methods = { GET = true, POST = true },
-  method_list = "GET, POST",
-  options = { access_key_id = "string", access_key_secret = "string", version = "string" },
+  order = 1,
+  default_version = "2014-11-11",
+  versions = {
+    ["2014-11-11"] = {
+      api = "cdnkit.apis.aliyun_2014_11_11",
+      endpoint = "https://cdn.aliyuncs.com",
+      path = "/",
+      scheme = "aliyun_rpc_v2",
+      default_method = "GET",
+      methods = { GET = true, POST = true },
+    },
+  },
+  options = { access_key_id = "string", access_key_secret = "string" },
 }
 
 -- documented transient codes (VENDORS.md 2.1/2.3): retry with a fresh nonce
@@ -42,7 +50,8 @@ end
 
 function A.init(st, opts, key_id)
   st.key_id = key_id
-  st.version = opts.version or A.api.api_version
+  st.url_get = st.endpoint .. "/?"
+  st.url_post = st.endpoint .. "/"
 end
 
 -- Alibaba joins list parameters with the declared separator
@@ -50,13 +59,14 @@ function A.list_form(name, items, p, out)
   out[name] = table.concat(items, p.sep or ",")
 end
 
+local FORM = "application/x-www-form-urlencoded"
+
 --- Build the signed request.  `fixed` may pin timestamp, nonce, method.
-function A.build(self, st, action, flat, fixed)
-  local a = st.api_index[action]
-  local method = fixed.method or (a and a.http) or st.method
+function A.build(self, st, P, flat, fixed)
+  local method = fixed.method or P.http or st.method
   local params = {}
   for k, v in pairs(flat) do params[k] = v end
-  params.Action = action
+  params.Action = P.name
   params.Format = "JSON"
   params.Version = params.Version or st.version
   params.AccessKeyId = st.key_id
@@ -64,19 +74,19 @@ function A.build(self, st, action, flat, fixed)
   params.SignatureVersion = "1.0"
   params.SignatureNonce = fixed.nonce or core.uuid4()
   params.Timestamp = fixed.timestamp or core.iso8601(core.now() + st.clock_offset)
-  local query, sts, sig, canonical = self:_sign_aliyun(params, method)
-  local req = { method = method, headers = { ["User-Agent"] = st.user_agent } }
+  local query, sts, sig, canonical = st.sign(self, params, method)
+  local req
   if method == "POST" then
-    req.url = st.endpoint .. "/"
-    req.body = query
-    req.headers["Content-Type"] = "application/x-www-form-urlencoded"
+    req = transport.request(st, method, st.url_post,
+      { ["User-Agent"] = st.user_agent, ["Content-Type"] = FORM }, query)
   else
-    req.url = st.endpoint .. "/?" .. query
+    req = transport.request(st, method, st.url_get .. query, { ["User-Agent"] = st.user_agent })
   end
-  req.string_to_sign = sts
-  req.explain = { canonical = canonical, string_to_sign = sts, signature = sig,
-                  key = "<access_key_secret>&" }
-  return req
+  return req, {
+    string_to_sign = sts,
+    explain = { canonical = canonical, string_to_sign = sts, signature = sig,
+                key = "<access_key_secret>&" },
+  }
 end
 
 -- where our string-to-sign and the server's differ, for SignatureDoesNotMatch
@@ -90,7 +100,7 @@ local function diff(ours, theirs)
     :format(i, ours:sub(from, i + 40), theirs:sub(from, i + 40))
 end
 
-function A.parse(st, action, status, headers, body, req)
+function A.parse(st, action, status, headers, body, meta)
   local ctype = headers["content-type"] or ""
   local data, jerr = core.json_decode(body)
   if status >= 200 and status < 300 then
@@ -119,11 +129,11 @@ function A.parse(st, action, status, headers, body, req)
   }
   if data.Code:match("^InvalidTimeStamp") then e.clock = true end
   if data.Code:match("^InvalidAccessKeyId") then e.hint = "check access_key_id" end
-  if data.Code == "SignatureDoesNotMatch" and req and req.string_to_sign then
+  if data.Code == "SignatureDoesNotMatch" and meta and meta.string_to_sign then
     local server = e.message:match("server string to sign is:(.*)$")
     if server then
       e.server_string_to_sign = server
-      e.diff = diff(req.string_to_sign, server) or "string-to-sign is the same as the server's: check access_key_secret"
+      e.diff = diff(meta.string_to_sign, server) or "string-to-sign is the same as the server's: check access_key_secret"
     end
   end
   return nil, e

@@ -1,23 +1,36 @@
 -- cdnkit.vendors.qcloud: protocol adapter for Tencent Cloud CDN API v2
--- (cdn.api.qcloud.com/v2/index.php; vendor-docs/000, 003; VENDORS.md section 1).
--- Signing: params minus Signature, '_' -> '.' in names, sorted, raw values,
--- METHOD + host + path + '?' + joined, HMAC-SHA1 or HMAC-SHA256 (in C).
--- Envelope: HTTP 200 with {code, message "(NNNN)text", codeDesc, data}.
+-- (cdn.api.qcloud.com/v2/index.php).  Signing (scheme qcloud_v2, in C:
+-- src/sign.c): params minus Signature, '_' -> '.' in names, sorted, raw
+-- values, METHOD + host + path + '?' + joined, HMAC-SHA1 or HMAC-SHA256 as
+-- SignatureMethod says.  Envelope: HTTP 200 with {code, message
+-- "(NNNN)text", codeDesc, data}.  The contract this file fulfils is in
+-- README.md in this folder.
 local raise = require("cdnkit.errors").raise
 local core = require "cdnkit.core"
 local errors = require "cdnkit.errors"
 local validate = require "cdnkit.validate"
+local transport = require "cdnkit.transport"
+
+local PATH = "/v2/index.php"
 
 local A = {
   name = "qcloud",
-  api = require "cdnkit.apis.qcloud",
-  default_endpoint = "https://cdn.api.qcloud.com",
-  path = "/v2/index.php",
-  default_method = "POST",
-  methods = { GET = true, POST = true },
-  method_list = "GET, POST",
+  order = 2,
+  default_version = "v2",
+  versions = {
+    v2 = {
+      api = "cdnkit.apis.qcloud_v2",
+      endpoint = "https://cdn.api.qcloud.com",
+      path = PATH,
+      scheme = "qcloud_v2",
+      default_method = "POST",
+      methods = { GET = true, POST = true },
+    },
+  },
   options = { secret_id = "string", secret_key = "string", sign_method = "string", region = "string",
               token = "string" },
+  -- prepare()'s third argument may also pin these
+  fixed = { region = true, sign_method = true, host = true },
 }
 
 -- Retryable: rate limiting and transient server states.  Daily quotas
@@ -58,6 +71,7 @@ function A.init(st, opts, key_id)
   st.token = opts.token
   -- the host as signed: no port; an IPv6 literal keeps its brackets
   st.host = st.endpoint:match("^https?://(%b[])") or st.endpoint:match("^https?://([^/:]+)")
+  st.url = st.endpoint .. PATH
 end
 
 -- Tencent list form: name.0, name.1, ...
@@ -65,12 +79,14 @@ function A.list_form(name, items, p, out)
   for i, v in ipairs(items) do out[name .. "." .. (i - 1)] = v end
 end
 
-function A.build(self, st, action, flat, fixed)
-  local a = st.api_index[action]
-  local method = (fixed.method or (a and a.http) or st.method):upper()
+local FORM = "application/x-www-form-urlencoded"
+local HASH = { HmacSHA256 = "sha256" }
+
+function A.build(self, st, P, flat, fixed)
+  local method = (fixed.method or P.http or st.method):upper()
   local params = {}
   for k, v in pairs(flat) do params[k] = v end
-  params.Action = action
+  params.Action = P.name
   params.SecretId = st.secret_id
   params.Timestamp = tostring(fixed.timestamp or math.floor(core.now() + st.clock_offset))
   params.Nonce = tostring(fixed.nonce or core.nonce_int())
@@ -79,19 +95,20 @@ function A.build(self, st, action, flat, fixed)
   local sm = fixed.sign_method or st.sign_method
   if sm then params.SignatureMethod = sm end
   if st.token then params.Token = st.token end
-  local host = fixed.host or st.host
-  local encoded, source, sig = self:_sign_qcloud(params, method, host, A.path)
-  local req = { method = method, headers = { ["User-Agent"] = st.user_agent } }
+  -- the hash follows what is signed: SignatureMethod, however it was given
+  local hash = HASH[params.SignatureMethod] or "sha1"
+  local encoded, source, sig = st.sign(self, params, method, fixed.host or st.host, PATH, hash)
+  local req
   if method == "POST" then
-    req.url = st.endpoint .. A.path
-    req.body = encoded
-    req.headers["Content-Type"] = "application/x-www-form-urlencoded"
+    req = transport.request(st, method, st.url,
+      { ["User-Agent"] = st.user_agent, ["Content-Type"] = FORM }, encoded)
   else
-    req.url = st.endpoint .. A.path .. "?" .. encoded
+    req = transport.request(st, method, st.url .. "?" .. encoded, { ["User-Agent"] = st.user_agent })
   end
-  req.string_to_sign = source
-  req.explain = { string_to_sign = source, signature = sig, key = "<secret_key>" }
-  return req
+  return req, {
+    string_to_sign = source,
+    explain = { string_to_sign = source, signature = sig, key = "<secret_key>" },
+  }
 end
 
 local function module_code(message, code)
@@ -100,7 +117,7 @@ local function module_code(message, code)
   return code
 end
 
-function A.parse(st, action, status, headers, body, req)
+function A.parse(st, action, status, headers, body, meta)
   local ctype = headers["content-type"] or ""
   if status ~= 200 then
     return nil, {

@@ -1,0 +1,39 @@
+-- bench/request.lua: the cdnkit contender of the request-overhead bench
+-- (run by bench/overhead.lua, one process per round).
+--
+--   lua5.4 bench/request.lua PORT N WARMUP
+--
+-- One client against the local nginx, WARMUP calls, then N timed sequential
+-- DescribeCdnService calls (each planned, signed with HMAC-SHA1 v2, sent as a
+-- GET over the client's keep-alive connection, the JSON answer decoded).
+-- Prints the calls per second of the timed calls as a single number.  Any
+-- call that does not return a table aborts with the error (exit 1).
+local core = require "cdnkit.core"
+local cdnkit = require "cdnkit"
+
+local port, n, warm = tonumber(arg[1]), tonumber(arg[2]), tonumber(arg[3] or 0)
+assert(port and n and warm, "usage: request.lua PORT N WARMUP")
+
+local c = cdnkit.aliyun {
+  access_key_id = "testid", access_key_secret = "testsecret",
+  endpoint = "http://127.0.0.1:" .. port, rate = false, retry = false,
+}
+
+local function fail(r, err)
+  io.stderr:write(("bench/request.lua: DescribeCdnService returned %s, not a table: %s\n")
+    :format(type(r), tostring(err)))
+  os.exit(1)
+end
+
+for _ = 1, warm do
+  local r, err = c:DescribeCdnService {}
+  if type(r) ~= "table" then fail(r, err) end
+end
+local t = core.monotime()
+for _ = 1, n do
+  local r, err = c:DescribeCdnService {}
+  if type(r) ~= "table" then fail(r, err) end
+end
+t = core.monotime() - t
+print(("%.1f"):format(n / t))
+c:close()
