@@ -23,7 +23,12 @@ NGX=$B/nginx
 mkdir -p "$B"
 
 NGX_PID=
+STEP_PID=
 cleanup() {
+  if [ -n "$STEP_PID" ]; then
+    kill -TERM "$STEP_PID" 2>/dev/null || true
+    STEP_PID=
+  fi
   if [ -n "$NGX_PID" ]; then
     kill -TERM "$NGX_PID" 2>/dev/null || true
     wait "$NGX_PID" 2>/dev/null || true
@@ -133,7 +138,12 @@ if [ -z "$PORT" ]; then
   exit 1
 fi
 
-"$LUA" bench/overhead.lua "$PORT" "$NGX/logs/access.log" "$B/bare_curl" "$POPCORE"
+# in the background and waited for, so that a signal runs the trap at once
+"$LUA" bench/overhead.lua "$PORT" "$NGX/logs/access.log" "$B/bare_curl" "$POPCORE" &
+STEP_PID=$!
+wait "$STEP_PID"
+STEP_PID=
+cleanup
 echo
 printf 'versions: %s; %s; %s; node %s; pop-core %s\n' \
   "$(curl-config --version 2>/dev/null || echo 'libcurl ?')" \

@@ -313,10 +313,10 @@ describe("aliyun", function()
     end)
     it("works through a Lua transport function", function()
       local seen = 0
-      local http = emu.client(e)
+      local http = require("cdnkit.core").curl()
       local c = emu.client(e, { transport = function(req)
         seen = seen + 1
-        return http:_perform(req)
+        return http:send(req)
       end })
       assert.is_table((c:DescribeCdnService {}))
       assert.equal(1, seen)

@@ -196,12 +196,20 @@ describe("pace (token bucket)", function()
     assert.equal(101.5, pace.take(b, 101.5))
     assert.near(101.6, pace.take(b, 101.5), 1e-9)
   end)
-  it("takes the documented rate of an action, else the vendor's", function()
+  it("takes the documented rate of an action, and the vendor's for every action", function()
     local api = cdnkit.api("qcloud")
     local a
     for _, x in ipairs(api.actions) do if x.name == "RefreshCdnUrl" then a = x end end
-    assert.near(20, pace.rate_of(api, a), 1e-9)
-    assert.equal(50, pace.rate_of(cdnkit.api("aliyun"), nil))
+    assert.near(20, pace.action_rate(a), 1e-9)
+    assert.is_nil(pace.action_rate(nil))
+    -- a client's buckets: the vendor-wide one, plus the action's own
+    local c = cdnkit.aliyun { access_key_id = "k", access_key_secret = "s" }
+    local st = c:_state()
+    local t0 = require("cdnkit.core").monotime() + 0.5 -- the bucket is full by then
+    for _ = 1, 50 do assert.equal(t0, pace.reserve(st, "DescribeCdnService", t0)) end
+    -- Alibaba documents 50 requests/s for the account: the 51st waits 1/50 s
+    assert.near(t0 + 1 / 50, pace.reserve(st, "DescribeCdnService", t0), 1e-9)
+    c:close()
   end)
 end)
 

@@ -103,8 +103,8 @@ describe("bad transports never lose work", function()
     local n = 0
     local c = fake_qcloud(function() return { code = 0, data = { count = 1, task_id = "1" } } end)
     local st = c:_state()
-    local good = st.transport
-    st.transport = function(req)
+    local good = st.send
+    st.send = function(req)
       n = n + 1
       if n == 2 then return "200", {}, "{}" end
       if n == 3 then return 200, {}, { not_a = "string" } end

@@ -413,6 +413,9 @@ class Vendor:
 # --------------------------------------------------------------------------
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body go out as separate writes: without TCP_NODELAY the
+    # second waits for the client's delayed ACK (~40 ms per request)
+    disable_nagle_algorithm = True
     server_version = "cdnemu/1.0"
     sys_version = ""
     timeout = 120          # idle keep-alive connections are dropped after this
