@@ -21,30 +21,23 @@ external_dependencies = {
   CURL = { library = "curl" },   -- Debian keeps curl.h in a multiarch include dir
   OPENSSL = { header = "openssl/evp.h" },
 }
+-- The Makefile builds the C core and installs every module under lua/cdnkit/
+-- (whatever folder it is in: there is no module list to keep here); without
+-- WERROR a packager's newer compiler cannot fail the build on a new warning.
 build = {
-  type = "builtin",
-  modules = {
-    ["cdnkit.core"] = {
-      sources = { "src/core.c", "src/client.c", "src/json.c", "src/util.c" },
-      defines = { "_POSIX_C_SOURCE=200809L" },
-      libraries = { "curl", "crypto" },
-      incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
-    },
-    ["cdnkit"] = "lua/cdnkit/init.lua",
-    ["cdnkit.batch"] = "lua/cdnkit/batch.lua",
-    ["cdnkit.cli"] = "lua/cdnkit/cli.lua",
-    ["cdnkit.client"] = "lua/cdnkit/client.lua",
-    ["cdnkit.errors"] = "lua/cdnkit/errors.lua",
-    ["cdnkit.helptext"] = "lua/cdnkit/helptext.lua",
-    ["cdnkit.pace"] = "lua/cdnkit/pace.lua",
-    ["cdnkit.paginate"] = "lua/cdnkit/paginate.lua",
-    ["cdnkit.retry"] = "lua/cdnkit/retry.lua",
-    ["cdnkit.validate"] = "lua/cdnkit/validate.lua",
-    ["cdnkit.apis.aliyun"] = "lua/cdnkit/apis/aliyun.lua",
-    ["cdnkit.apis.qcloud"] = "lua/cdnkit/apis/qcloud.lua",
-    ["cdnkit.vendors.aliyun"] = "lua/cdnkit/vendors/aliyun.lua",
-    ["cdnkit.vendors.qcloud"] = "lua/cdnkit/vendors/qcloud.lua",
+  type = "make",
+  build_target = "all",
+  build_variables = {
+    CFLAGS = "$(CFLAGS)",
+    LUA_INCDIR = "$(LUA_INCDIR)",
+    BUILD = "build/luarocks",
+  },
+  install_target = "install-lib",
+  install_variables = {
+    BUILD = "build/luarocks",
+    PREFIX = "$(PREFIX)",
+    LUA_LIBDIR = "$(LIBDIR)",
+    LUA_SHAREDIR = "$(LUADIR)",
   },
   install = {
     bin = { cdnkit = "bin/cdnkit" },

@@ -21,47 +21,63 @@ local SECRET = "testsecret"
 local FIXED = { timestamp = "2015-08-06T02:19:46Z", nonce = "9b7a44b0-3be1-11e5-8c73-08002700c460" }
 local client = cdnkit.aliyun { access_key_id = "testid", access_key_secret = SECRET,
                                rate = false, retry = false }
-local STS = client:prepare("DescribeCdnService", {}, FIXED).string_to_sign
-assert(type(STS) == "string", "bench/sign.lua: prepare() gave no string_to_sign")
 local KEY = SECRET .. "&"
+-- the string-to-sign of the call, from prepare() (with explain = true where
+-- prepare takes it; older cores also put it on the request itself)
+local STS
+do
+  local ok, req = pcall(client.prepare, client, "DescribeCdnService", {},
+    { timestamp = FIXED.timestamp, nonce = FIXED.nonce, explain = true })
+  if not ok then req = client:prepare("DescribeCdnService", {}, FIXED) end
+  STS = req.string_to_sign or (type(req.explain) == "table" and req.explain.string_to_sign)
+end
+assert(type(STS) == "string", "bench/sign.lua: prepare() gave no string-to-sign")
 
--- the parameters A.build signs for this call (for the C signer alone)
+-- the parameters the Alibaba adapter signs for this call
 local PARAMS = {
   Action = "DescribeCdnService", Format = "JSON", Version = "2014-11-11", AccessKeyId = "testid",
   SignatureMethod = "HMAC-SHA1", SignatureVersion = "1.0",
   SignatureNonce = FIXED.nonce, Timestamp = FIXED.timestamp,
 }
+-- a Tencent v2 request of the same size class (its own string-to-sign)
+local QPARAMS = {
+  Action = "DescribeCdnHosts", Nonce = "1480069888", Timestamp = "1438828786", SecretId = "testid",
+  SignatureMethod = "HmacSHA1", offset = "0", limit = "100", Region = "ap-guangzhou",
+}
 
--- a client method that may not exist (internal, may change): nil if absent
-local function method(name)
-  local ok, f = pcall(function() return client[name] end)
-  return ok and type(f) == "function" and f or nil
+-- the core's signer of a scheme (core.signers[name]), nil where this core has none
+local function signer(name)
+  return type(core.signers) == "table" and core.signers[name] or nil
 end
+local aliyun_v2, qcloud_v2 = signer("aliyun_rpc_v2"), signer("qcloud_v2")
+local acs3, tc3 = signer("acs3_hmac_sha256"), signer("tc3_hmac_sha256")
 
 -- The schemes: { name, baseline hash ("sha1" | "sha256"), function that signs once }.
 -- The ratio printed is that function's ns/op over bare HMAC() of the baseline
--- hash on the same string.  Adding a signer is one line in this table, e.g.
---   { "aliyun_rpc_v2 core signer", "sha1", function() return raw(PARAMS) end },
--- with  local raw = core.signer("aliyun_rpc_v2")  (or however it is obtained)
--- above it.  The function's results are ignored; a scheme whose function is
--- nil is skipped, so an optional signer can be `core.signer and function() ... end`.
-local sign_aliyun = method("_sign_aliyun")
+-- hash on the Alibaba string-to-sign.  Adding a signer is one line here; a
+-- scheme whose function is nil (not in this core) is skipped.
 local SCHEMES = {
-  { "aliyun_rpc_v2 prepare()", "sha1",
+  { "aliyun_rpc_v2 client:prepare()", "sha1",
     function() return client:prepare("DescribeCdnService", {}, FIXED) end },
-  { "aliyun_rpc_v2 _sign_aliyun (C)", "sha1",
-    sign_aliyun and function() return sign_aliyun(client, PARAMS, "GET") end },
+  { "aliyun_rpc_v2 core signer", "sha1",
+    aliyun_v2 and function() return aliyun_v2(client, PARAMS, "GET") end },
+  { "acs3_hmac_sha256 core signer", "sha256",
+    acs3 and function() return acs3(client, STS) end },
+  { "tc3_hmac_sha256 core signer", "sha256",
+    tc3 and function() return tc3(client, "2015-08-06", "cdn", STS) end },
+  { "qcloud_v2 core signer (own sts)", "sha1", qcloud_v2 and function()
+    return qcloud_v2(client, QPARAMS, "GET", "cdn.api.qcloud.com", "/v2/index.php", "sha1") end },
   { "core.hmac sha1 (Lua->C)", "sha1",
     function() return core.hmac("sha1", KEY, STS) end },
   { "core.hmac sha256 (Lua->C)", "sha256",
     function() return core.hmac("sha256", KEY, STS) end },
 }
 
--- sanity: the C signer signs the same string as prepare(), else it is left out
-if sign_aliyun then
-  local ok, _, sts = pcall(sign_aliyun, client, PARAMS, "GET")
+-- sanity: the core signer signs what prepare() signs, else it is left out
+if aliyun_v2 then
+  local ok, _, sts = pcall(aliyun_v2, client, PARAMS, "GET")
   if not ok or sts ~= STS then
-    io.stderr:write("bench/sign.lua: _sign_aliyun does not sign what prepare() signs; left out\n")
+    io.stderr:write("bench/sign.lua: core.signers.aliyun_rpc_v2 does not sign what prepare() signs; left out\n")
     SCHEMES[2][3] = nil
   end
 end

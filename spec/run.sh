@@ -108,7 +108,11 @@ if [ "${PACKAGING:-0}" = 1 ]; then
   if luarocks --lua-version 5.4 make --tree "$tree" cdnkit-scm-1.rockspec >"$tree.log" 2>&1 &&
      LUA_PATH="$tree/share/lua/5.4/?.lua;$tree/share/lua/5.4/?/init.lua;;" \
      LUA_CPATH="$tree/lib/lua/5.4/?.so;;" \
-     lua5.4 -e 'local c = require "cdnkit"; assert(#c.api("aliyun").actions == 73)'; then
+     lua5.4 -e 'local c = require "cdnkit"; assert(#c.api("aliyun").actions == 73)' &&
+     # the packager's build exports luaopen_cdnkit_core and nothing else
+     [ "$(nm -D --defined-only "$tree/lib/lua/5.4/cdnkit/core.so" | awk '$2 ~ /^[TDBR]$/ {print $3}' | grep -v '^_' | tr '\n' ' ')" = "luaopen_cdnkit_core " ] &&
+     # every module under lua/cdnkit/ is installed
+     [ "$(cd lua && find cdnkit -name '*.lua' | wc -l)" -eq "$(cd "$tree/share/lua/5.4" && find cdnkit -name '*.lua' | wc -l)" ]; then
     echo "luarocks make: ok"; passed=$((passed + 1))
   else
     echo "luarocks make: FAILED"; cat "$tree.log"; failed=$((failed + 1)); rc=1

@@ -59,10 +59,23 @@ end
 local refused = cdnkit.aliyun { access_key_id = "a", access_key_secret = "b",
                                 endpoint = "http://127.0.0.1:1", retry = false }
 assert(select(2, refused:DescribeCdnService {}).code == "connect")
-local many = refused:_perform_many({ { url = "http://127.0.0.1:1/" }, { url = "http://127.0.0.1:1/" } },
-                                   { concurrency = 2 })
+local t = core.curl()
+local many = t:send_many({ { url = "http://127.0.0.1:1/" }, { url = "http://127.0.0.1:1/", timeout = 2 } },
+                         2, { not_before = { 0, core.monotime() }, group = { 1, 1 }, limits = { 1 } })
 assert(many[1].err and many[2].err)
-refused = nil -- left to the garbage collector
+-- every signing scheme, including the derived-key one, then close and collect
+for _, name in ipairs { "acs3_hmac_sha256", "tc3_hmac_sha256" } do
+  local c = core.new_client(core.client_class("w", {}), { key_id = "k", secret = "s" })
+  if name == "tc3_hmac_sha256" then
+    assert(core.signers[name](c, "2024-01-01", "cdn", "x"))
+    assert(core.signers[name](c, "2024-01-02", "cdn", "x"))
+  else
+    assert(core.signers[name](c, "x"))
+  end
+  if name == "acs3_hmac_sha256" then c:close() end
+end
+assert(not pcall(core.signers.aliyun_rpc_v2, refused, { Bad = {} }, "GET"))
+refused, t = nil, nil -- left to the garbage collector
 collectgarbage()
 collectgarbage()
 print("workload ok")
