@@ -119,6 +119,36 @@ describe("cdnkit.core", function()
       assert.not_equal(a, b)
       assert.truthy(a:match("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"))
     end)
+    -- nonces come from a block of CSPRNG bytes; a forked child (an nginx
+    -- worker) must not hand out its parent's next nonces
+    local has_ffi, ffi = pcall(require, "ffi")
+    if has_ffi then
+      it("a forked child does not repeat the parent's nonces (LuaJIT ffi fork)", function()
+        ffi.cdef [[ int fork(void); int waitpid(int pid, int *status, int options); void _exit(int); ]]
+        core.uuid4() -- the block is filled before the fork
+        local path = os.tmpname()
+        local pid = ffi.C.fork()
+        assert.is_true(pid >= 0)
+        if pid == 0 then
+          local f = io.open(path, "w")
+          f:write(core.uuid4(), "\n", core.uuid4(), "\n")
+          f:close()
+          ffi.C._exit(0)
+        end
+        ffi.C.waitpid(pid, nil, 0)
+        local mine = { core.uuid4(), core.uuid4() }
+        local f = assert(io.open(path))
+        local theirs = { f:read("*l"), f:read("*l") }
+        f:close()
+        os.remove(path)
+        assert.equal(36, #theirs[1])
+        for _, a in ipairs(mine) do
+          for _, b in ipairs(theirs) do assert.not_equal(a, b) end
+        end
+      end)
+    else
+      pending("a forked child does not repeat the parent's nonces (needs LuaJIT's ffi; runs in the LuaJIT stage)")
+    end
     it("nonce_int is a positive 31-bit integer", function()
       for _ = 1, 100 do
         local n = core.nonce_int()

@@ -117,6 +117,14 @@ static cdk_rng *rng_of(lua_State *L)
     return (cdk_rng *)lua_touserdata(L, lua_upvalueindex(1));
 }
 
+static int rng_gc(lua_State *L)
+{
+    cdk_rng *r = (cdk_rng *)lua_touserdata(L, 1);
+    if (r != NULL)
+        cdk_rng_free(r);
+    return 0;
+}
+
 static int l_random_bytes(lua_State *L)
 {
     lua_Integer n = luaL_checkinteger(L, 1);
@@ -264,7 +272,13 @@ CDK_API int luaopen_cdnkit_core(lua_State *L)
             {NULL, NULL},
         };
         cdk_rng *r = (cdk_rng *)lua_newuserdata(L, sizeof(cdk_rng));
-        cdk_rng_init(r);
+        r->page = NULL;
+        lua_createtable(L, 0, 1);
+        lua_pushcfunction(L, rng_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_setmetatable(L, -2);
+        if (!cdk_rng_init(r))
+            return luaL_error(L, "cdnkit: out of memory");
         luaL_setfuncs(L, rng_funcs, 1);
     }
     cdk_sign_push_schemes(L);

@@ -173,11 +173,14 @@ enum sortmode { SORT_PCT, SORT_DOTS };
 
 /* Collect the string -> string table at t into sorted pairs held by scratch
    s (pairs in s->mem, sort keys in s->b[0]).  Raises on a bad table. */
-static int collect_pairs(lua_State *L, int t, enum sortmode mode, cdk_scratch *s, pair **out)
+static int collect_pairs(lua_State *L, int t, enum sortmode mode, cdk_scratch *s, pair **out,
+                         size_t *total)
 {
     int n = 0, cap = 0;
+    size_t sum = 0;
     pair *ps = NULL;
     cdk_buf *arena = &s->b[0];
+    cdk_buf_reserve(arena, 512);
     lua_pushnil(L);
     while (lua_next(L, t) != 0) {
         pair *p;
@@ -208,8 +211,10 @@ static int collect_pairs(lua_State *L, int t, enum sortmode mode, cdk_scratch *s
                 cdk_buf_addc(arena, p->k[j] == '_' ? '.' : p->k[j]);
         }
         p->skl = arena->len - p->sko;
+        sum += p->kl + p->vl + 2;
         lua_pop(L, 1);
     }
+    *total = sum;
     if (arena->failed)
         return luaL_error(L, "cdnkit: out of memory");
     sort_pairs(ps, n, arena->p != NULL ? arena->p : "");
@@ -242,18 +247,23 @@ static int s_aliyun_rpc_v2(lua_State *L)
     cdk_buf *arena, *canon, *sts, *query;
     unsigned char mac[32];
     unsigned maclen;
+    size_t total = 0;
     int n, i;
     cdk_client_check_secret(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     method = luaL_checkstring(L, 3);
     s = cdk_scratch_new(L);
     arena = &s->b[0];
-    n = collect_pairs(L, 2, SORT_PCT, s, &ps);
+    n = collect_pairs(L, 2, SORT_PCT, s, &ps, &total);
     /* b[0] holds the sort keys until the canonical form is built in b[1];
        then it holds the signature */
     canon = &s->b[1];
     sts = &s->b[2];
     query = &s->b[3];
+    /* worst cases: every byte encoded once (canonical), twice (sts) */
+    cdk_buf_reserve(canon, total * 3);
+    cdk_buf_reserve(sts, total * 9 + 16);
+    cdk_buf_reserve(query, total * 3 + 96);
     for (i = 0; i < n; i++) {
         if (i)
             cdk_buf_addc(canon, '&');
@@ -295,6 +305,7 @@ static int s_qcloud_v2(lua_State *L)
     cdk_buf *arena, *src, *enc;
     unsigned char mac[32];
     unsigned maclen;
+    size_t total = 0;
     int n, i;
     cdk_client_check_secret(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -303,10 +314,12 @@ static int s_qcloud_v2(lua_State *L)
     path = luaL_checkstring(L, 5);
     h = luaL_checkoption(L, 6, "sha1", hashes);
     s = cdk_scratch_new(L);
-    n = collect_pairs(L, 2, SORT_DOTS, s, &ps);
+    n = collect_pairs(L, 2, SORT_DOTS, s, &ps, &total);
     arena = &s->b[0];
     src = &s->b[1];
     enc = &s->b[2];
+    cdk_buf_reserve(src, total + strlen(host) + strlen(path) + 16);
+    cdk_buf_reserve(enc, total * 3 + 96);
     for (i = 0; method[i]; i++) {
         char ch = method[i];
         cdk_buf_addc(src, (ch >= 'a' && ch <= 'z') ? (char)(ch - 32) : ch);

@@ -3,9 +3,11 @@
  * by the core.  No state outside the arguments: safe with many lua_States
  * per process.
  */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, madvise, MADV_WIPEONFORK */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include "util.h"
@@ -80,29 +82,48 @@ int cdk_buf_addc(cdk_buf *b, char c)
 static const char HEXU[] = "0123456789ABCDEF";
 static const char HEXL[] = "0123456789abcdef";
 
-static int unreserved(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.' || c == '~';
-}
+/* RFC 3986 unreserved characters: A-Z a-z 0-9 - _ . ~ */
+static const unsigned char UNRESERVED[256] = {
+    ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1,
+    ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1,
+    ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,
+    ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,
+    ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1,
+    ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1,
+    ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1,
+    ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+};
 
 int cdk_buf_add_pct(cdk_buf *b, const char *s, size_t n)
 {
     size_t i;
+    char *o;
     if (!buf_reserve(b, n * 3))
         return 0;
+    o = b->p + b->len;
     for (i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (unreserved(c)) {
-            b->p[b->len++] = (char)c;
+        if (UNRESERVED[c]) {
+            *o++ = (char)c;
         } else {
-            b->p[b->len++] = '%';
-            b->p[b->len++] = HEXU[c >> 4];
-            b->p[b->len++] = HEXU[c & 15];
+            o[0] = '%';
+            o[1] = HEXU[c >> 4];
+            o[2] = HEXU[c & 15];
+            o += 3;
         }
     }
+    b->len = (size_t)(o - b->p);
     b->p[b->len] = '\0';
     return 1;
+}
+
+/* grow b so that n more bytes fit without another allocation */
+int cdk_buf_reserve(cdk_buf *b, size_t n)
+{
+    return buf_reserve(b, n);
 }
 
 int cdk_buf_add_b64(cdk_buf *b, const unsigned char *s, size_t n)
@@ -170,28 +191,66 @@ int cdk_buf_push(lua_State *L, const cdk_buf *b)
     return 1;
 }
 
-void cdk_rng_init(cdk_rng *r)
+int cdk_rng_init(cdk_rng *r)
 {
-    memset(r->block, 0, sizeof(r->block));
+    void *p = MAP_FAILED;
+    r->page = NULL;
+    r->wipeonfork = 0;
+    r->mapped = 0;
     r->pos = CDK_RNG_BLOCK;
-    r->pid = 0;
+    r->pid = (long)getpid();
+#if defined(MAP_ANONYMOUS)
+    p = mmap(NULL, sizeof(cdk_rng_page), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+#endif
+    if (p != MAP_FAILED) {
+        r->page = (cdk_rng_page *)p;
+        r->mapped = 1;
+#if defined(MADV_WIPEONFORK)
+        r->wipeonfork = madvise(p, sizeof(cdk_rng_page), MADV_WIPEONFORK) == 0;
+#endif
+    } else {
+        r->page = (cdk_rng_page *)malloc(sizeof(cdk_rng_page));
+        if (r->page == NULL)
+            return 0;
+    }
+    memset(r->page, 0, sizeof(cdk_rng_page));
+    return 1;
+}
+
+void cdk_rng_free(cdk_rng *r)
+{
+    if (r->page == NULL)
+        return;
+    OPENSSL_cleanse(r->page, sizeof(cdk_rng_page));
+    if (r->mapped)
+        munmap(r->page, sizeof(cdk_rng_page));
+    else
+        free(r->page);
+    r->page = NULL;
 }
 
 int cdk_rng_take(cdk_rng *r, unsigned char *out, size_t n)
 {
-    long pid = (long)getpid();
-    if (n > CDK_RNG_BLOCK)
+    cdk_rng_page *pg = r->page;
+    int fresh;
+    if (pg == NULL || n > CDK_RNG_BLOCK)
         return 0;
-    if (r->pid != pid || r->pos + n > CDK_RNG_BLOCK) {
-        if (RAND_bytes(r->block, CDK_RNG_BLOCK) != 1) {
-            r->pos = CDK_RNG_BLOCK;
-            return 0;
-        }
-        r->pos = 0;
+    if (r->wipeonfork) {
+        fresh = !pg->filled; /* a fork wiped the page: refill */
+    } else {
+        long pid = (long)getpid();
+        fresh = pid != r->pid;
         r->pid = pid;
     }
-    memcpy(out, r->block + r->pos, n);
-    OPENSSL_cleanse(r->block + r->pos, n);
+    if (fresh || r->pos + n > CDK_RNG_BLOCK) {
+        pg->filled = 0;
+        if (RAND_bytes(pg->block, CDK_RNG_BLOCK) != 1)
+            return 0;
+        pg->filled = 1;
+        r->pos = 0;
+    }
+    memcpy(out, pg->block + r->pos, n);
+    OPENSSL_cleanse(pg->block + r->pos, n);
     r->pos += n;
     return 1;
 }
@@ -205,11 +264,8 @@ void cdk_scratch_done(cdk_scratch *s)
 {
     int i;
     for (i = 0; i < CDK_SCRATCH_BUFS; i++)
-        cdk_buf_wipe(&s->b[i]);
-    if (s->mem != NULL) {
-        cdk_wipe(s->mem, s->memlen);
-        free(s->mem);
-    }
+        cdk_buf_free(&s->b[i]);
+    free(s->mem);
     s->mem = NULL;
     s->memlen = 0;
 }
