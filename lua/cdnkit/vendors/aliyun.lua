@@ -82,11 +82,9 @@ function A.build(self, st, P, flat, fixed)
   else
     req = transport.request(st, method, st.url_get .. query, { ["User-Agent"] = st.user_agent })
   end
-  return req, {
-    string_to_sign = sts,
-    explain = { canonical = canonical, string_to_sign = sts, signature = sig,
-                key = "<access_key_secret>&" },
-  }
+  -- meta: for parse (a signature mismatch diff) and prepare's explain
+  return req, { canonical = canonical, string_to_sign = sts, signature = sig,
+                key = "<access_key_secret>&" }
 end
 
 -- where our string-to-sign and the server's differ, for SignatureDoesNotMatch

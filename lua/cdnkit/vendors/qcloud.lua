@@ -105,10 +105,8 @@ function A.build(self, st, P, flat, fixed)
   else
     req = transport.request(st, method, st.url .. "?" .. encoded, { ["User-Agent"] = st.user_agent })
   end
-  return req, {
-    string_to_sign = source,
-    explain = { string_to_sign = source, signature = sig, key = "<secret_key>" },
-  }
+  -- meta: prepare's explain
+  return req, { string_to_sign = source, signature = sig, key = "<secret_key>" }
 end
 
 local function module_code(message, code)
