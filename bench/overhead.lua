@@ -5,9 +5,10 @@
 --   popcore bench/popcore.js: @alicloud/pop-core RPCClient.request on node
 -- Each round runs every contender once, in its own process (ABCABC...):
 -- BENCH_WARMUP untimed calls (default 200), then BENCH_N timed sequential calls
--- (default 5000).  Prints median calls/s per contender, the ratios against the
--- same-run baselines, and the TCP connections each contender's process opened
--- (distinct $connection numbers in the nginx access-log lines it caused).
+-- (default 5000).  Prints median calls/s and client CPU time per call per
+-- contender, the ratios against the same-run baselines, and the TCP
+-- connections each contender's process opened (distinct $connection numbers
+-- in the nginx access-log lines it caused).
 --
 --   lua5.4 bench/overhead.lua PORT ACCESS_LOG BARE_CURL [POPCORE_DIR]
 local cdnkit = require "cdnkit"
@@ -70,13 +71,13 @@ local function run(ct)
   local p = assert(io.popen("timeout 120 " .. ct.cmd .. " 2>&1"))
   local out = p:read("a")
   local ok = p:close()
-  local rate = tonumber(out:match("^%s*([%d.]+)%s*$"))
+  local rate, cpu = out:match("^%s*([%d.]+)%s+([%d.]+)%s*$")
   if not ok or not rate then
     io.stderr:write(("bench/overhead.lua: %s failed:\n%s\n"):format(ct.name, out))
     os.exit(1)
   end
   local conns, reqs, bad = log_since(from)
-  return rate, conns, reqs, bad
+  return tonumber(rate), tonumber(cpu), conns, reqs, bad
 end
 
 local function median(t)
@@ -88,12 +89,12 @@ local function median(t)
 end
 
 local res = {}
-for _, ct in ipairs(CONTENDERS) do res[ct] = { rates = {}, conns = {}, reqs = {}, bad = 0 } end
+for _, ct in ipairs(CONTENDERS) do res[ct] = { rates = {}, cpu = {}, conns = {}, reqs = {}, bad = 0 } end
 for r = 1, ROUNDS do
   for _, ct in ipairs(CONTENDERS) do
-    local rate, conns, reqs, bad = run(ct)
+    local rate, cpu, conns, reqs, bad = run(ct)
     local x = res[ct]
-    x.rates[r], x.conns[r], x.reqs[r], x.bad = rate, conns, reqs, x.bad + bad
+    x.rates[r], x.cpu[r], x.conns[r], x.reqs[r], x.bad = rate, cpu, conns, reqs, x.bad + bad
   end
 end
 
@@ -105,41 +106,46 @@ end
 
 print(("request overhead: %d sequential GETs per run (+%d warm-up), %d interleaved rounds, nginx 127.0.0.1:%s")
   :format(N, WARM, ROUNDS, PORT))
-print(("  %-18s %12s %9s %19s %10s %10s"):format("", "calls/s", "us/call", "calls/s min..max",
-  "TCP conns", "requests"))
-local bare = res[CONTENDERS[1]]
-local bare_rate = median(bare.rates)
+print(("  %-17s %8s %8s %17s %12s %6s %9s"):format("", "calls/s", "us/call", "calls/s min..max",
+  "CPU us/call", "conns", "requests"))
+local function count(t)
+  local lo, hi = range(t)
+  return lo == hi and tostring(lo) or lo .. ".." .. hi
+end
 for i, ct in ipairs(CONTENDERS) do
   local x = res[ct]
   local m = median(x.rates)
   local lo, hi = range(x.rates)
-  local clo, chi = range(x.conns)
-  local rlo, rhi = range(x.reqs)
-  print(("  %-18s %12.0f %9.1f %9.0f..%-9.0f %10s %10s%s"):format(ct.name, m, 1e6 / m, lo, hi,
-    clo == chi and tostring(clo) or clo .. ".." .. chi,
-    rlo == rhi and tostring(rlo) or rlo .. ".." .. rhi,
-    i == 1 and "   (baseline)" or ""))
+  print(("  %-17s %8.0f %8.1f %8.0f..%-8.0f %12.1f %6s %9s%s"):format(ct.name, m, 1e6 / m, lo, hi,
+    median(x.cpu), count(x.conns), count(x.reqs), i == 1 and "   (baseline)" or ""))
 end
 
--- per-round paired ratios show how much of the spread is the machine
+-- ratio of the medians, and the same ratio taken within each round (paired:
+-- cancels slow drifts of the machine): its median and range
 local function paired(a, b, f)
   local t = {}
-  for r = 1, ROUNDS do t[r] = f(a.rates[r], b.rates[r]) end
-  return range(t)
+  for r = 1, ROUNDS do t[r] = f(a, b, r) end
+  local lo, hi = range(t)
+  return median(t), lo, hi
+end
+local function line(label, ratio, p, target)
+  print(("  %-42s %5.2f  (per round: median %.2f, %.2f..%.2f)%s"):format(label, ratio,
+    p[1], p[2], p[3], target or ""))
 end
 
-local ck = res[CONTENDERS[2]]
-local ck_rate = median(ck.rates)
-local r1 = bare_rate / ck_rate
-local lo1, hi1 = paired(ck, bare, function(a, b) return b / a end)
-print(("  cdnkit time/call / bare libcurl time/call  %6.2f  (rounds %.2f..%.2f)  target <= 1.25: %s")
-  :format(r1, lo1, hi1, r1 <= 1.25 and "met" or "MISSED"))
+local bare, ck = res[CONTENDERS[1]], res[CONTENDERS[2]]
+local r1 = median(bare.rates) / median(ck.rates)
+line("cdnkit time/call / bare libcurl time/call", r1,
+  { paired(ck, bare, function(a, b, r) return b.rates[r] / a.rates[r] end) },
+  ("  target <= 1.25: %s"):format(r1 <= 1.25 and "met" or "MISSED"))
+line("(info) cdnkit CPU/call / bare CPU/call", median(ck.cpu) / median(bare.cpu),
+  { paired(ck, bare, function(a, b, r) return a.cpu[r] / b.cpu[r] end) })
 if POPCORE then
   local pc = res[CONTENDERS[3]]
-  local r2 = ck_rate / median(pc.rates)
-  local lo2, hi2 = paired(ck, pc, function(a, b) return a / b end)
-  print(("  cdnkit calls/s / pop-core calls/s         %6.2f  (rounds %.2f..%.2f)  target >= 3:    %s")
-    :format(r2, lo2, hi2, r2 >= 3 and "met" or "MISSED"))
+  local r2 = median(ck.rates) / median(pc.rates)
+  line("cdnkit calls/s / pop-core calls/s", r2,
+    { paired(ck, pc, function(a, b, r) return a.rates[r] / b.rates[r] end) },
+    ("  target >= 3: %s"):format(r2 >= 3 and "met" or "MISSED"))
 else
   print("  pop-core: not run (node or @alicloud/pop-core unavailable)")
 end

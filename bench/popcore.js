@@ -8,8 +8,9 @@
 // like cdnkit, sends the GET and JSON.parses the answer).  Keep-alive: the
 // client is given an http.Agent({keepAlive: true, maxSockets: 1}) through
 // config.opts.agent, which pop-core passes on to every request (pop-core
-// 1.8 would otherwise use its own keep-alive agent).  Prints the calls per
-// second of the timed calls as a single number; exits 1 on any error.
+// 1.8 would otherwise use its own keep-alive agent).  Prints "<calls per
+// second> <process CPU microseconds per call>" for the timed calls; exits 1
+// on any error.
 'use strict';
 const http = require('http');
 const path = require('path');
@@ -39,9 +40,11 @@ async function once() {
 (async () => {
   for (let i = 0; i < warm; i++) await once();
   const t = process.hrtime.bigint();
+  const cpu = process.cpuUsage();
   for (let i = 0; i < n; i++) await once();
   const s = Number(process.hrtime.bigint() - t) / 1e9;
-  console.log((n / s).toFixed(1));
+  const c = process.cpuUsage(cpu);
+  console.log(`${(n / s).toFixed(1)} ${((c.user + c.system) / n).toFixed(2)}`);
   agent.destroy();
 })().catch((e) => {
   console.error('bench/popcore.js: ' + (e && e.stack || e));
