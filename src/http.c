@@ -31,6 +31,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <curl/curl.h>
 #include "http.h"
@@ -46,6 +47,7 @@ typedef struct settings {
     long timeout_ms, connect_ms;
     int verify;
     char *ca_file, *proxy;
+    char *ua;  /* the User-Agent set with CURLOPT_USERAGENT (NULL: none) */
     int valid; /* 0: options not applied yet (or reset) */
 } settings;
 
@@ -89,6 +91,7 @@ static void settings_free(settings *s)
 {
     free(s->ca_file);
     free(s->proxy);
+    free(s->ua);
     settings_init(s);
 }
 
@@ -196,6 +199,7 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 
 typedef struct reqinfo {
     const char *url, *method, *body;
+    const char *ua;    /* the User-Agent header's value, sent with CURLOPT_USERAGENT */
     size_t bodylen;
     settings want;     /* ca_file/proxy point into Lua strings (not owned) */
     size_t max_body;
@@ -283,11 +287,17 @@ static void read_request(lua_State *L, int r, reqinfo *ri, xfer *x)
     }
     lua_pop(L, 1);
 
-    /* headers: a map name -> value */
-    sl = curl_slist_append(NULL, "Expect:");
-    if (sl == NULL)
-        luaL_error(L, "cdnkit: out of memory");
-    x->headers = sl;
+    /* headers: a map name -> value.  User-Agent goes through
+       CURLOPT_USERAGENT (kept set between calls); "Expect:" (no 100-continue
+       round trip) is only needed with a body.  Fewer custom headers is less
+       work for libcurl on every request. */
+    ri->ua = NULL;
+    if (ri->body != NULL) {
+        sl = curl_slist_append(NULL, "Expect:");
+        if (sl == NULL)
+            luaL_error(L, "cdnkit: out of memory");
+        x->headers = sl;
+    }
     lua_getfield(L, r, "headers");
     if (lua_type(L, -1) == LUA_TTABLE) {
         lua_pushnil(L);
@@ -305,6 +315,11 @@ static void read_request(lua_State *L, int r, reqinfo *ri, xfer *x)
                 luaL_error(L, "cdnkit: header '%s' has a bad name or a line break", k);
             if (kl + vl + 3 > sizeof(line))
                 luaL_error(L, "cdnkit: header '%s' is too long", k);
+            if (kl == 10 && strncasecmp(k, "User-Agent", 10) == 0 && strspn(v, " \t") != vl) {
+                ri->ua = v;
+                lua_pop(L, 1);
+                continue;
+            }
             memcpy(line, k, kl);
             if (strspn(v, " \t") == vl) {
                 /* empty or blank: "Name:" alone would make libcurl drop the
@@ -433,6 +448,16 @@ static int setup_easy(CURL *e, xfer *x, settings *have, const reqinfo *ri, char 
             SETOPT(e, CURLOPT_CUSTOMREQUEST, m);
     }
     SETOPT(e, CURLOPT_HTTPHEADER, x->headers);
+    if (!same_str(have->ua, ri->ua)) {
+        int oom = 0;
+        free(have->ua);
+        have->ua = dup_or_null(ri->ua, &oom);
+        if (oom) {
+            snprintf(why, whylen, "out of memory");
+            return 0;
+        }
+        SETOPT(e, CURLOPT_USERAGENT, have->ua);
+    }
     return 1;
 }
 

@@ -55,7 +55,7 @@ typedef struct cdk_rng {
 /* set up; 1 ok, 0 out of memory */
 int cdk_rng_init(cdk_rng *r);
 void cdk_rng_free(cdk_rng *r);
-/* n <= CDK_RNG_BLOCK; 1 on success; used bytes are wiped from the block */
+/* n <= CDK_RNG_BLOCK; 1 on success */
 int cdk_rng_take(cdk_rng *r, unsigned char *out, size_t n);
 
 /* zero memory in a way the compiler will not drop */
