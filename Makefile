@@ -36,10 +36,14 @@ DEBS = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-busted
        pkg-config gcc make valgrind python3 ca-certificates binutils locales luarocks clang \
        luajit2 libluajit2-5.1-dev
 
+# only for `make bench`: the local server the request-overhead runs talk to
+# (node/npm for the @alicloud/pop-core comparison are used when present)
+BENCH_DEBS = nginx
+
 FUZZ_BIN = build/fuzz/json_fuzz
 FUZZ_SECONDS ?= 20
 
-.PHONY: install-lib fuzz all deps check test demo sanitize valgrind bench install uninstall clean help luajit
+.PHONY: install-debs bench-deps install-lib fuzz all deps check test demo sanitize valgrind bench install uninstall clean help luajit
 
 all: $(SO) $(VENDOR_INDEX)
 
@@ -71,14 +75,23 @@ help:
 	@echo "  make luajit    build the core against LuaJIT (Lua 5.1 API) into $(JIT_SO)"
 	@echo "  make valgrind  a core workload under valgrind, failing on any leak or error"
 	@echo "  make fuzz      libFuzzer on the JSON codec for FUZZ_SECONDS (20)"
-	@echo "  make bench     speed and memory measurements (ratios, see bench/README.md)"
+	@echo "  make bench     speed and memory, as ratios within one run: request overhead"
+	@echo "                 against a bare libcurl loop and @alicloud/pop-core on a local"
+	@echo "                 nginx, signing against bare HMAC, JSON against lua-cjson,"
+	@echo "                 batch concurrency (bench/README.md; results in bench/RESULTS.md)"
 	@echo "  make install   install into PREFIX=$(PREFIX) (DESTDIR honoured)"
 	@echo "  make deps      only install the missing Debian packages (needs root)"
 	@echo "  make clean     remove build/"
 
 # Install what is missing, quickly when everything is there already.
 deps:
-	@missing=""; for p in $(DEBS); do \
+	@$(MAKE) -s install-debs PKGS="$(DEBS)"
+
+bench-deps:
+	@$(MAKE) -s install-debs PKGS="$(BENCH_DEBS)"
+
+install-debs:
+	@missing=""; for p in $(PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -131,7 +144,7 @@ valgrind: deps $(SO)
 demo: deps $(SO)
 	@CDNKIT_CPATH="$(BUILD)/?.so" LUA=$(LUA) sh examples/demo.sh
 
-bench: deps $(SO)
+bench: deps bench-deps $(SO)
 	@CDNKIT_CPATH="$(BUILD)/?.so" LUA=$(LUA) sh bench/run.sh
 
 # every Lua module under lua/cdnkit/, whatever folder it is in (no list)

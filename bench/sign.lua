@@ -75,7 +75,7 @@ local SCHEMES = {
 
 -- sanity: the core signer signs what prepare() signs, else it is left out
 if aliyun_v2 then
-  local ok, _, sts = pcall(aliyun_v2, client, PARAMS, "GET")
+  local ok, _, sts = pcall(aliyun_v2, client, PARAMS, "GET", nil, true)
   if not ok or sts ~= STS then
     io.stderr:write("bench/sign.lua: core.signers.aliyun_rpc_v2 does not sign what prepare() signs; left out\n")
     SCHEMES[2][3] = nil

@@ -198,6 +198,8 @@ describe("aliyun", function()
       assert.is_nil(res)
       assert.equal("SignatureDoesNotMatch", err.code)
       assert.is_string(err.diff)
+      -- our string-to-sign (derived again from the signed parameters) is the server's
+      assert.matches("string%-to%-sign is the same as the server's: check access_key_secret", err.diff)
       assert.falsy(tostring(err):find("wrongsecret", 1, true))
       c:close()
     end)

@@ -88,7 +88,8 @@ describe("cdnkit.core", function()
       local params = { Action = "DescribeInstances", Nonce = "11886", Region = "ap-guangzhou",
         SecretId = "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE", Timestamp = "1465185768",
         ["InstanceIds.0"] = "ins-09dx96dg", Limit = "20", Offset = "0", Version = "2017-03-12" }
-      local enc, sts, sig = core.signers.qcloud_v2(c, params, "GET", "cvm.tencentcloudapi.com", "/", "sha1")
+      local enc, sts, sig = core.signers.qcloud_v2(c, params, "GET", "cvm.tencentcloudapi.com", "/", "sha1",
+        nil, true)
       assert.equal("EliP9YW3pW28FpsEdkXt/+WcGeI=", sig)
       assert.equal("GETcvm.tencentcloudapi.com/?Action=DescribeInstances&InstanceIds.0=ins-09dx96dg" ..
         "&Limit=20&Nonce=11886&Offset=0&Region=ap-guangzhou&SecretId=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE" ..
@@ -103,10 +104,13 @@ describe("cdnkit.core", function()
       local params = { Action = "DescribeCdnService", Format = "JSON", Version = "2014-11-11",
         AccessKeyId = "testid", SignatureMethod = "HMAC-SHA1", SignatureVersion = "1.0",
         SignatureNonce = "9b7a44b0-3be1-11e5-8c73-08002700c460", Timestamp = "2015-08-06T02:19:46Z" }
-      local query, sts, sig, canonical = core.signers.aliyun_rpc_v2(c, params, "GET")
+      local query, sts, sig, canonical = core.signers.aliyun_rpc_v2(c, params, "GET", nil, true)
       assert.equal("GET&%2F&" .. core.pct_encode(canonical), sts)
       assert.equal(core.hmac("sha1", "testsecret&", sts), sig)
       assert.equal(canonical .. "&Signature=" .. core.pct_encode(sig), query)
+      -- without explain: only the query, after the prefix
+      assert.same({ "https://h/?" .. query },
+        { core.signers.aliyun_rpc_v2(c, params, "GET", "https://h/?") })
       local ok, err = pcall(core.signers.aliyun_rpc_v2, c, { Bad = 1 }, "GET")
       assert.is_false(ok)
       assert.matches("parameter 'Bad' must be a string when signing", err, 1, true)

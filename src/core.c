@@ -208,10 +208,34 @@ static int l_iso8601(lua_State *L)
     lua_Number t = luaL_checknumber(L, 1);
     time_t tt = (time_t)floor(t);
     struct tm tm;
-    char out[32];
-    if (gmtime_r(&tt, &tm) == NULL || strftime(out, sizeof(out), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+    char out[21];
+    int y, i;
+    /* formatted by hand: strftime is locale-aware and slow, and this runs on
+       every signed request */
+    if (!(t > -62135596800.0 && t < 253402300800.0) || gmtime_r(&tt, &tm) == NULL)
         return luaL_argerror(L, 1, "time out of range");
-    lua_pushstring(L, out);
+    y = tm.tm_year + 1900;
+    if (y < 1 || y > 9999)
+        return luaL_argerror(L, 1, "time out of range");
+    for (i = 3; i >= 0; i--, y /= 10)
+        out[i] = (char)('0' + y % 10);
+    out[4] = '-';
+    out[5] = (char)('0' + (tm.tm_mon + 1) / 10);
+    out[6] = (char)('0' + (tm.tm_mon + 1) % 10);
+    out[7] = '-';
+    out[8] = (char)('0' + tm.tm_mday / 10);
+    out[9] = (char)('0' + tm.tm_mday % 10);
+    out[10] = 'T';
+    out[11] = (char)('0' + tm.tm_hour / 10);
+    out[12] = (char)('0' + tm.tm_hour % 10);
+    out[13] = ':';
+    out[14] = (char)('0' + tm.tm_min / 10);
+    out[15] = (char)('0' + tm.tm_min % 10);
+    out[16] = ':';
+    out[17] = (char)('0' + tm.tm_sec / 10);
+    out[18] = (char)('0' + tm.tm_sec % 10);
+    out[19] = 'Z';
+    lua_pushlstring(L, out, 20);
     return 1;
 }
 

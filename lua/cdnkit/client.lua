@@ -251,7 +251,7 @@ local function build_methods(A, V)
       raise("cdnkit." .. A.name .. ": method must be one of the vendor's (" .. V.method_list .. ")")
     end
     local req, meta = A.build(self, st, P, flat, fixed)
-    if fixed.explain then req.explain = meta end
+    if fixed.explain then req.explain = meta and meta.explain end
     return req
   end
 

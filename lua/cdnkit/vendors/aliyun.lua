@@ -64,8 +64,7 @@ local FORM = "application/x-www-form-urlencoded"
 --- Build the signed request.  `fixed` may pin timestamp, nonce, method.
 function A.build(self, st, P, flat, fixed)
   local method = fixed.method or P.http or st.method
-  local params = {}
-  for k, v in pairs(flat) do params[k] = v end
+  local params = flat -- the engine's own table, made for this call: filled in place
   params.Action = P.name
   params.Format = "JSON"
   params.Version = params.Version or st.version
@@ -74,17 +73,25 @@ function A.build(self, st, P, flat, fixed)
   params.SignatureVersion = "1.0"
   params.SignatureNonce = fixed.nonce or core.uuid4()
   params.Timestamp = fixed.timestamp or core.iso8601(core.now() + st.clock_offset)
-  local query, sts, sig, canonical = st.sign(self, params, method)
+  local post = method == "POST"
+  local explain = fixed.explain
+  -- the signer writes the URL prefix before the query: one string, built once
+  local q, sts, sig, canonical = st.sign(self, params, method, post and "" or st.url_get, explain)
   local req
-  if method == "POST" then
+  if post then
     req = transport.request(st, method, st.url_post,
-      { ["User-Agent"] = st.user_agent, ["Content-Type"] = FORM }, query)
+      { ["User-Agent"] = st.user_agent, ["Content-Type"] = FORM }, q)
   else
-    req = transport.request(st, method, st.url_get .. query, { ["User-Agent"] = st.user_agent })
+    req = transport.request(st, method, q, { ["User-Agent"] = st.user_agent })
   end
-  -- meta: for parse (a signature mismatch diff) and prepare's explain
-  return req, { canonical = canonical, string_to_sign = sts, signature = sig,
-                key = "<access_key_secret>&" }
+  -- meta: what parse needs to explain a signature mismatch (the signed
+  -- parameters: the string-to-sign is derived again only then)
+  local meta = { client = self, params = params, method = method }
+  if explain then
+    meta.explain = { canonical = canonical, string_to_sign = sts, signature = sig,
+                     key = "<access_key_secret>&" }
+  end
+  return req, meta
 end
 
 -- where our string-to-sign and the server's differ, for SignatureDoesNotMatch
@@ -127,11 +134,12 @@ function A.parse(st, action, status, headers, body, meta)
   }
   if data.Code:match("^InvalidTimeStamp") then e.clock = true end
   if data.Code:match("^InvalidAccessKeyId") then e.hint = "check access_key_id" end
-  if data.Code == "SignatureDoesNotMatch" and meta and meta.string_to_sign then
+  if data.Code == "SignatureDoesNotMatch" and meta and meta.params then
     local server = e.message:match("server string to sign is:(.*)$")
-    if server then
+    local ok, _, ours = pcall(st.sign, meta.client, meta.params, meta.method, "", true)
+    if server and ok then
       e.server_string_to_sign = server
-      e.diff = diff(meta.string_to_sign, server) or "string-to-sign is the same as the server's: check access_key_secret"
+      e.diff = diff(ours, server) or "string-to-sign is the same as the server's: check access_key_secret"
     end
   end
   return nil, e

@@ -72,6 +72,7 @@ function A.init(st, opts, key_id)
   -- the host as signed: no port; an IPv6 literal keeps its brackets
   st.host = st.endpoint:match("^https?://(%b[])") or st.endpoint:match("^https?://([^/:]+)")
   st.url = st.endpoint .. PATH
+  st.url_get = st.url .. "?"
 end
 
 -- Tencent list form: name.0, name.1, ...
@@ -84,8 +85,7 @@ local HASH = { HmacSHA256 = "sha256" }
 
 function A.build(self, st, P, flat, fixed)
   local method = (fixed.method or P.http or st.method):upper()
-  local params = {}
-  for k, v in pairs(flat) do params[k] = v end
+  local params = flat -- the engine's own table, made for this call: filled in place
   params.Action = P.name
   params.SecretId = st.secret_id
   params.Timestamp = tostring(fixed.timestamp or math.floor(core.now() + st.clock_offset))
@@ -97,16 +97,22 @@ function A.build(self, st, P, flat, fixed)
   if st.token then params.Token = st.token end
   -- the hash follows what is signed: SignatureMethod, however it was given
   local hash = HASH[params.SignatureMethod] or "sha1"
-  local encoded, source, sig = st.sign(self, params, method, fixed.host or st.host, PATH, hash)
+  local post = method == "POST"
+  local explain = fixed.explain
+  local q, source, sig = st.sign(self, params, method, fixed.host or st.host, PATH, hash,
+    post and "" or st.url_get, explain)
   local req
-  if method == "POST" then
+  if post then
     req = transport.request(st, method, st.url,
-      { ["User-Agent"] = st.user_agent, ["Content-Type"] = FORM }, encoded)
+      { ["User-Agent"] = st.user_agent, ["Content-Type"] = FORM }, q)
   else
-    req = transport.request(st, method, st.url .. "?" .. encoded, { ["User-Agent"] = st.user_agent })
+    req = transport.request(st, method, q, { ["User-Agent"] = st.user_agent })
   end
-  -- meta: prepare's explain
-  return req, { string_to_sign = source, signature = sig, key = "<secret_key>" }
+  local meta = {}
+  if explain then
+    meta.explain = { string_to_sign = source, signature = sig, key = "<secret_key>" }
+  end
+  return req, meta
 end
 
 local function module_code(message, code)
