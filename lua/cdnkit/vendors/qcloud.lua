@@ -85,11 +85,13 @@ local HASH = { HmacSHA256 = "sha256" }
 
 function A.build(self, st, P, flat, fixed)
   local method = (fixed.method or P.http or st.method):upper()
-  local params = flat -- the engine's own table, made for this call: filled in place
-  params.Action = P.name
-  params.SecretId = st.secret_id
-  params.Timestamp = tostring(fixed.timestamp or math.floor(core.now() + st.clock_offset))
-  params.Nonce = tostring(fixed.nonce or core.nonce_int())
+  -- the common parameters in one constructor (sized once), then the action's
+  local params = {
+    Action = P.name, SecretId = st.secret_id,
+    Timestamp = tostring(fixed.timestamp or math.floor(core.now() + st.clock_offset)),
+    Nonce = tostring(fixed.nonce or core.nonce_int()),
+  }
+  for k, v in next, flat do params[k] = v end
   local region = fixed.region or st.region
   if region then params.Region = region end
   local sm = fixed.sign_method or st.sign_method
