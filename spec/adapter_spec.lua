@@ -265,3 +265,16 @@ describe("transport contract", function()
     c:close()
   end)
 end)
+
+describe("closing a client", function()
+  it("closes its connections too, and wipes the secret", function()
+    local c = cdnkit.aliyun { access_key_id = "k", access_key_secret = "s" }
+    local curl = c:_state().curl
+    assert.is_false(curl:is_closed())
+    c:close()
+    assert.is_true(c:is_closed())
+    assert.is_true(curl:is_closed())
+    assert.is_false(c:_has_secret())
+    c:close() -- idempotent
+  end)
+end)

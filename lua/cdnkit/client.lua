@@ -301,8 +301,19 @@ local function class_of(A, V)
   if not c then
     local methods = build_methods(A, V)
     local plans = {}
+    local mt = core.client_class(A.name, methods)
+    -- close() also closes the client's connections (the curl transport);
+    -- the C close wipes the secret.  Garbage collection does both anyway.
+    local cclose = rawget(methods, "close")
+    local function close(self)
+      local st = STATE[self]
+      if st and st.curl then st.curl:close() end
+      return cclose(self)
+    end
+    rawset(methods, "close", close)
+    mt.__close = close
     c = {
-      mt = core.client_class(A.name, methods),
+      mt = mt,
       -- the compiled plan of an action (nil for an undeclared one)
       plan = function(name)
         local P = plans[name]
@@ -403,7 +414,7 @@ function M.new(A, opts)
     adapter = A, api = V.api, api_index = V.index, plan = class.plan, sign = V.sign,
     version = V.version, path = V.path,
     endpoint = endpoint, method = method,
-    curl = T.curl, send = T.send, send_many = T.send_many, transport = T.curl == nil or nil,
+    curl = T.curl, send = T.send, send_many = T.send_many,
     trace = opts.trace,
     retry = retry.policy(opts.retry), sleep = make_sleep(opts.sleep), clock_offset = 0,
     rate = opts.rate,
