@@ -490,10 +490,12 @@ static int dec_array(dec_t *D, int depth)
     if (!lua_checkstack(L, 4))
         return dec_fail(D, "Lua stack exhausted at byte %zu", dec_pos(D, D->p));
     D->p++;
-    lua_newtable(L);
+    dec_skip_ws(D);
+    /* a non-empty array starts with room for 4 items: fewer resizes for
+       the short lists API answers are made of */
+    lua_createtable(L, (D->p < D->end && *D->p == ']') ? 0 : 4, 0);
     lua_pushvalue(L, D->mt_slot);
     lua_setmetatable(L, -2);
-    dec_skip_ws(D);
     if (D->p >= D->end)
         return dec_truncated(D);
     if (*D->p == ']') {
@@ -528,8 +530,9 @@ static int dec_object(dec_t *D, int depth)
     if (!lua_checkstack(L, 4))
         return dec_fail(D, "Lua stack exhausted at byte %zu", dec_pos(D, D->p));
     D->p++;
-    lua_newtable(L);
     dec_skip_ws(D);
+    /* likewise, a non-empty object starts with room for 4 keys */
+    lua_createtable(L, 0, (D->p < D->end && *D->p == '}') ? 0 : 4);
     if (D->p >= D->end)
         return dec_truncated(D);
     if (*D->p == '}') {

@@ -248,10 +248,10 @@ static int s_aliyun_rpc_v2(lua_State *L)
     const char *method;
     cdk_scratch *s;
     pair *ps = NULL;
-    cdk_buf *arena, *canon, *sts, *query;
+    cdk_buf *arena, *sts, *query;
     unsigned char mac[32];
     unsigned maclen;
-    size_t total = 0;
+    size_t total = 0, clen;
     int n, i;
     size_t pl;
     const char *prefix;
@@ -264,43 +264,49 @@ static int s_aliyun_rpc_v2(lua_State *L)
     s = cdk_scratch_new(L);
     arena = &s->b[0];
     n = collect_pairs(L, 2, SORT_PCT, s, &ps, &total);
-    /* b[0] holds the sort keys until the canonical form is built in b[1];
-       then it holds the signature */
-    canon = &s->b[1];
+    /* b[0] holds the sort keys, then the signature; the canonical form is
+       written straight into the query (b[3], after the URL prefix) and the
+       string-to-sign (b[2]) is encoded from that slice */
     sts = &s->b[2];
     query = &s->b[3];
     /* worst cases: every byte encoded once (canonical), twice (sts) */
-    cdk_buf_reserve(canon, total * 3);
     cdk_buf_reserve(sts, total * 9 + 16);
     cdk_buf_reserve(query, pl + total * 3 + 96);
     cdk_buf_add(query, prefix, pl);
     for (i = 0; i < n; i++) {
         if (i)
-            cdk_buf_addc(canon, '&');
-        cdk_buf_add(canon, arena->p + ps[i].sko, ps[i].skl);
-        cdk_buf_addc(canon, '=');
-        cdk_buf_add_pct(canon, ps[i].v, ps[i].vl);
+            cdk_buf_addc(query, '&');
+        cdk_buf_add(query, arena->p + ps[i].sko, ps[i].skl);
+        cdk_buf_addc(query, '=');
+        cdk_buf_add_pct(query, ps[i].v, ps[i].vl);
     }
+    clen = query->len - pl;
     cdk_buf_adds(sts, method);
     cdk_buf_adds(sts, "&%2F&");
-    cdk_buf_add_pct(sts, canon->p != NULL ? canon->p : "", canon->len);
+    cdk_buf_add_pct(sts, query->failed ? "" : query->p + pl, query->failed ? 0 : clen);
     /* no Lua call from here to the end of the MAC: the client stays open */
     c = cdk_client_check_secret(L, 1);
-    maclen = sts->failed ? 0 : mac_run(keyed(c, CDK_KEY_SHA1_AMP), sts->p, sts->len, mac);
+    maclen = (sts->failed || query->failed)
+                 ? 0
+                 : mac_run(keyed(c, CDK_KEY_SHA1_AMP), sts->p, sts->len, mac);
     if (maclen == 0)
         return luaL_error(L, "cdnkit: signing failed (out of memory or OpenSSL error)");
-    /* arena -> signature (base64), query = canonical & Signature=pct(sig) */
     arena->len = 0;
     cdk_buf_add_b64(arena, mac, maclen);
     cdk_wipe(mac, sizeof(mac));
-    cdk_buf_add(query, canon->p != NULL ? canon->p : "", canon->len);
     cdk_buf_adds(query, "&Signature=");
     cdk_buf_add_pct(query, arena->p != NULL ? arena->p : "", arena->len);
-    {
-        /* results: query (b3), string_to_sign (b2), signature (b0), canonical (b1) */
-        static const int ORDER[] = {3, 2, 0, 1};
-        return push_bufs(L, s, ORDER, explain ? 4 : 1);
+    if (query->failed || arena->failed)
+        return luaL_error(L, "cdnkit: signing failed (out of memory)");
+    /* results: query, then with explain: string_to_sign, signature, canonical */
+    lua_pushlstring(L, query->p, query->len);
+    if (explain) {
+        lua_pushlstring(L, sts->p, sts->len);
+        lua_pushlstring(L, arena->p, arena->len);
+        lua_pushlstring(L, query->p + pl, clen);
     }
+    cdk_scratch_done(s);
+    return explain ? 4 : 1;
 }
 
 /* qcloud_v2(client, params, method, host, path, hash) -> encoded, string_to_sign, signature */
