@@ -175,7 +175,7 @@ describe("transport contract", function()
 
   local ALLOWED = { method = true, url = true, headers = true, body = true, timeout = true,
                     connect_timeout = true, max_body = true, verify_tls = true, ca_file = true,
-                    proxy = true }
+                    proxy = true, idempotent = true }
   local function plain(req)
     for k in pairs(req) do
       assert.is_true(ALLOWED[k] == true, "engine state in the request: " .. tostring(k))
@@ -185,6 +185,7 @@ describe("transport contract", function()
     assert.equal(30, req.timeout)
     assert.equal(5, req.connect_timeout)
     assert.is_true(req.verify_tls)
+    assert.is_boolean(req.idempotent)
   end
 
   it("a bare function is send; the request is plain data with the transfer settings", function()

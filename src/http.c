@@ -19,10 +19,15 @@
  *       block comes back as a string (core.parse_headers turns it into a table
  *       if the engine needs it later: clock skew, tracing).
  *   t:send_many(reqs, concurrency [, sched])
- *       -> { {status=, headers=, body=} | {err=}, ... } in request order.
- *       sched (optional, from the engine's pacing): { not_before = { t, ... }
+ *       -> { {status=, headers=, body=} | {err=} | {deferred=true}, ... } in
+ *       request order.
+ *       sched (optional, from the engine): { not_before = { t, ... }
  *       (core.monotime() values), group = { g, ... } (1..64), limits =
- *       { [g] = n } (at most n of group g in flight) }.
+ *       { [g] = n } (at most n of group g in flight), max_bytes = n (no new
+ *       transfer starts while the answers received hold n bytes or more;
+ *       what could not start comes back { deferred = true }) }.
+ *   A request with idempotent = false goes out on a fresh connection (never
+ *   one libcurl could silently replay it on).
  *   t:close(), t:is_closed(), __gc, __close, __tostring
  * err = { code = "timeout"|"connect"|"tls"|"http", message =, sent = bool,
  *         curl_code = n }
@@ -200,6 +205,7 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 typedef struct reqinfo {
     const char *url, *method, *body;
     const char *ua;    /* the User-Agent header's value, sent with CURLOPT_USERAGENT */
+    int fresh;         /* req.idempotent == false: a new connection, never a reused one */
     size_t bodylen;
     settings want;     /* ca_file/proxy point into Lua strings (not owned) */
     size_t max_body;
@@ -269,6 +275,12 @@ static void read_request(lua_State *L, int r, reqinfo *ri, xfer *x)
             luaL_error(L, "cdnkit: request body must be a string");
         ri->body = lua_tolstring(L, -1, &ri->bodylen);
     }
+    lua_pop(L, 1);
+    /* a request that must not run twice goes out on a fresh connection:
+       libcurl silently resends a request when a REUSED connection turns out
+       to be dead, and the server may have run the first copy */
+    lua_getfield(L, r, "idempotent");
+    ri->fresh = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
     lua_pop(L, 1);
     ri->want.timeout_ms = seconds_to_ms(L, r, "timeout", 30.0);
     ri->want.connect_ms = seconds_to_ms(L, r, "connect_timeout", 5.0);
@@ -431,6 +443,7 @@ static int setup_easy(CURL *e, xfer *x, settings *have, const reqinfo *ri, char 
     x->overflow = 0;
     x->errbuf[0] = '\0';
     SETOPT(e, CURLOPT_URL, ri->url);
+    SETOPT(e, CURLOPT_FRESH_CONNECT, ri->fresh ? 1L : 0L);
     SETOPT(e, CURLOPT_CUSTOMREQUEST, (char *)NULL);
     SETOPT(e, CURLOPT_NOBODY, 0L);
     if (strcmp(m, "GET") == 0 && ri->body == NULL) {
@@ -544,6 +557,7 @@ static const char *classify(CURLcode rc, int overflow)
 typedef struct failure {
     CURLcode rc;
     int overflow;
+    int setup;     /* the request could not even be set up (nothing sent) */
     int sent;
     size_t limit;
     char msg[CURL_ERROR_SIZE + 96];
@@ -554,6 +568,7 @@ static void note_failure(CURL *e, CURLcode rc, const xfer *x, failure *f)
     long reqsize = 0;
     curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &reqsize);
     f->rc = rc;
+    f->setup = 0;
     f->overflow = x->overflow;
     f->sent = reqsize > 0;
     f->limit = x->limit;
@@ -566,11 +581,24 @@ static void note_failure(CURL *e, CURLcode rc, const xfer *x, failure *f)
         snprintf(f->msg, sizeof(f->msg), "%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
 }
 
-/* push the transport error table { code=, message=, sent=, curl_code= } */
+/* a request libcurl would not take (an option refused, e.g. a URL over
+   libcurl's length limit): a runtime failure of that request, nothing sent */
+static void note_setup_failure(const char *why, failure *f)
+{
+    f->rc = CURLE_FAILED_INIT;
+    f->overflow = 0;
+    f->setup = 1;
+    f->sent = 0;
+    f->limit = 0;
+    snprintf(f->msg, sizeof(f->msg), "cannot send the request: %s", why);
+}
+
+/* push the transport error table
+   { code=, message=, sent=, curl_code= [, overflow = true] [, malformed = true] } */
 static void push_failure(lua_State *L, const failure *f)
 {
-    lua_createtable(L, 0, 4);
-    lua_pushstring(L, classify(f->rc, f->overflow));
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, f->setup ? "http" : classify(f->rc, f->overflow));
     lua_setfield(L, -2, "code");
     lua_pushstring(L, f->msg);
     lua_setfield(L, -2, "message");
@@ -578,6 +606,17 @@ static void push_failure(lua_State *L, const failure *f)
     lua_setfield(L, -2, "sent");
     lua_pushinteger(L, (lua_Integer)f->rc);
     lua_setfield(L, -2, "curl_code");
+    if (f->overflow) { /* the answer was larger than max_body: not transient */
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "overflow");
+    }
+    if (f->rc == CURLE_WEIRD_SERVER_REPLY || f->rc == CURLE_UNSUPPORTED_PROTOCOL ||
+        f->rc == CURLE_BAD_CONTENT_ENCODING || f->setup) {
+        /* the server answered something that is not HTTP, or the request
+           cannot be made: sending it again will not help */
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "malformed");
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -608,8 +647,15 @@ static int perform(lua_State *L, int always_headers)
     }
     t->x.body = &box->b[0];
     t->x.hdrs = &box->b[1];
-    if (!setup_easy(t->easy, &t->x, &t->applied, &ri, why, sizeof(why)))
-        return luaL_error(L, "cdnkit: %s", why);
+    if (!setup_easy(t->easy, &t->x, &t->applied, &ri, why, sizeof(why))) {
+        t->x.body = &t->x.own_body;
+        t->x.hdrs = &t->x.own_hdrs;
+        note_setup_failure(why, &f);
+        cdk_scratch_done(box);
+        lua_pushnil(L);
+        push_failure(L, &f);
+        return 2;
+    }
     rc = curl_easy_perform(t->easy);
     t->x.body = &t->x.own_body;
     t->x.hdrs = &t->x.own_hdrs;
@@ -741,6 +787,7 @@ static int send_many_impl(lua_State *L)
     int glimit[MAX_GROUPS + 1], grun[MAX_GROUPS + 1];
     pending *pr;
     char why[160];
+    double max_bytes = 0, held = 0; /* response bytes this call holds */
     luaL_checktype(L, 2, LUA_TTABLE);
     n = (int)lua_rawlen(L, 2);
     for (i = 0; i <= MAX_GROUPS; i++)
@@ -763,6 +810,13 @@ static int send_many_impl(lua_State *L)
                     glimit[i] = (int)v;
                 lua_pop(L, 1);
             }
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, 4, "max_bytes");
+        if (!lua_isnil(L, -1)) {
+            max_bytes = lua_tonumber(L, -1);
+            if (lua_type(L, -1) != LUA_TNUMBER || !(max_bytes >= 1))
+                return luaL_error(L, "cdnkit: send_many: sched.max_bytes must be a number >= 1");
         }
         lua_pop(L, 1);
     } else if (!lua_isnoneornil(L, 4)) {
@@ -813,6 +867,8 @@ static int send_many_impl(lua_State *L)
                     first++;
                 continue;
             }
+            if (max_bytes > 0 && held >= max_bytes)
+                break; /* the answers held already fill the budget */
             if (g > 0 && glimit[g] > 0 && grun[g] >= glimit[g])
                 continue;
             if (pr[i].not_before > now) {
@@ -832,8 +888,18 @@ static int send_many_impl(lua_State *L)
             xfer_clear(&s->x);
             read_request(L, -1, &ri, &s->x);
             if (!setup_easy(s->easy, &s->x, &s->applied, &ri, why, sizeof(why))) {
-                detach_all(t);
-                return luaL_error(L, "cdnkit: %s", why);
+                /* this request fails; the others go on */
+                failure f;
+                lua_pop(L, 1);
+                note_setup_failure(why, &f);
+                lua_createtable(L, 0, 1);
+                push_failure(L, &f);
+                lua_setfield(L, -2, "err");
+                lua_rawseti(L, results, i + 1);
+                xfer_clear(&s->x);
+                pr[i].started = 1;
+                done++;
+                continue;
             }
             lua_pop(L, 1);
             if (curl_easy_setopt(s->easy, CURLOPT_PRIVATE, (void *)s) != CURLE_OK ||
@@ -875,6 +941,7 @@ static int send_many_impl(lua_State *L)
                 lua_setfield(L, -2, "headers");
                 lua_pushlstring(L, s->x.body->p != NULL ? s->x.body->p : "", s->x.body->len);
                 lua_setfield(L, -2, "body");
+                held += (double)s->x.body->len + (double)s->x.hdrs->len;
             }
             lua_rawseti(L, results, s->idx);
             g = pr[s->idx - 1].group;
@@ -886,6 +953,22 @@ static int send_many_impl(lua_State *L)
             running--;
             done++;
             completed++;
+        }
+        if (done < n && running == 0 && max_bytes > 0 && held >= max_bytes) {
+            /* over the memory budget with nothing in flight: the requests
+               not started come back as deferred, for the caller to send
+               once it has let go of these answers */
+            for (i = first; i < n; i++) {
+                if (pr[i].started)
+                    continue;
+                lua_createtable(L, 0, 1);
+                lua_pushboolean(L, 1);
+                lua_setfield(L, -2, "deferred");
+                lua_rawseti(L, results, i + 1);
+                pr[i].started = 1;
+                done++;
+            }
+            break;
         }
         /* something finished: go round at once to start what it unblocked */
         if (done < n && completed == 0) {

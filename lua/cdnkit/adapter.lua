@@ -26,6 +26,7 @@ M.FIELDS = {
   { "task_ids", "function", false, "task_ids(kind, data) -> { id, ... }" },
   { "task_status", "table", false, "kind -> { action, id_param, items, field, done, failed }" },
   { "quota", "table", false, "{ action, remain = { kind = field } }" },
+  { "clock_window", "number", false, "seconds a timestamp may be off the server's clock" },
 }
 
 M.VERSION_FIELDS = {

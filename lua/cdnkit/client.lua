@@ -60,6 +60,12 @@ local function transport_error(vendor, action, e)
   -- connect failures never reached the server; anything else may have
   err.ambiguous = e.code ~= "connect" and e.sent ~= false
   err.retryable = (e.code == "connect" or e.code == "timeout" or e.code == "http")
+  -- an answer over max_body, one that is not HTTP, or a request that cannot
+  -- be made is not transient: no retry
+  if e.overflow or e.malformed then
+    err.retryable = false
+    err.overflow, err.malformed = e.overflow, e.malformed
+  end
   return err
 end
 
@@ -122,6 +128,7 @@ end
 local function invoke(self, st, P, flat, idempotent)
   local A, name, policy = st.adapter, P.name, st.retry
   local n, clock_fixed, t0 = 0, false, nil
+  idempotent = idempotent and true or false
   if policy.deadline then t0 = monotime() end
   while true do
     n = n + 1
@@ -133,11 +140,21 @@ local function invoke(self, st, P, flat, idempotent)
       end
     end
     local req, meta = A.build(self, st, P, flat, NOFIX)
+    -- transports may resend only what can run twice (the curl transport
+    -- sends the others on a fresh connection, which libcurl never replays)
+    req.idempotent = idempotent
+    if t0 then
+      -- the deadline holds: this attempt gets what is left of it at most
+      local left = policy.deadline - (monotime() - t0)
+      if left < req.timeout then req.timeout = math.max(left, 0.001) end
+    end
     if st.trace then M.trace_request(st, name, req) end
     local data, err, headers = M.outcome(st, name, meta, send(st, req))
     if data ~= nil then return data end
     err.attempts = n
-    if err.clock and not clock_fixed and learn_clock(st, headers) then
+    M.judge_replay(st, err, meta, headers, idempotent)
+    if err.clock and not clock_fixed and (idempotent or not err.ambiguous) and
+       learn_clock(st, headers) then
       -- the vendor rejected our timestamp: take its clock from the Date
       -- header and resend at once (one extra attempt, no backoff)
       clock_fixed = true
@@ -152,6 +169,31 @@ local function invoke(self, st, P, flat, idempotent)
       if wait > 0 then st.sleep(wait) end
     end
   end
+end
+
+--- A vendor answer that may mean "this request was a replay" (Alibaba
+-- SignatureNonceUsed; Tencent v2 4500, "replayed or expired"): cdnkit never
+-- sends a nonce twice, so a replay is a transport's silent resend and the
+-- first copy may have run: the failure is ambiguous.  Where the same code
+-- also means "timestamp expired", the server's clock tells them apart: a
+-- timestamp outside the vendor's window (adapter field clock_window) was
+-- expired, and expired requests never run.
+function M.judge_replay(st, err, meta, headers, idempotent)
+  if not err.replay then return end
+  local window = st.adapter.clock_window
+  if err.clock and window and meta and meta.timestamp then
+    if type(headers) == "string" then headers = core.parse_headers(headers) end
+    local d = type(headers) == "table" and headers["date"]
+    local server = d and core.parse_http_date(d)
+    if server and math.abs(server - meta.timestamp) > window then
+      err.replay = nil
+      err.ambiguous = false
+      return
+    end
+  end
+  err.ambiguous = true
+  err.clock = nil -- not a clock problem (or not known to be one)
+  if not idempotent then err.retryable = false end
 end
 
 --- Call action `name` with already validated parameters (pagination,

@@ -30,7 +30,8 @@ REQUEST_LOG_MAX = 1000
 # fault kinds
 # --------------------------------------------------------------------------
 FAULT_KINDS = ("throttle", "http500", "http503", "html", "badjson",
-               "truncated", "close", "slow", "stale", "garbage", "hugeheader")
+               "truncated", "close", "slow", "stale", "garbage", "hugeheader",
+               "drop_after", "no_task_id")
 # Kinds that never depend on the vendor (what the wire carries); a vendor's
 # TRANSPORT_KINDS adds the ones it also answers at the transport level (a raw
 # nginx 500, say).  Transport kinds are applied before signature verification
@@ -38,6 +39,15 @@ FAULT_KINDS = ("throttle", "http500", "http503", "html", "badjson",
 # and nonce, through the vendor's vendor_fault().
 GENERIC_TRANSPORT_KINDS = frozenset(
     {"html", "badjson", "truncated", "close", "slow", "garbage", "hugeheader"})
+# the fields a fault object may have (POST /__emu/faults)
+FAULT_FIELDS = frozenset({"kind", "count", "action", "seconds", "reused_only"})
+# Kinds the base class handles itself after a valid signature and fresh nonce
+# (never transport kinds, never passed to vendor_fault()):
+#   drop_after  -- the request is executed as usual, then the connection is
+#                  closed without any answer (the client cannot know it ran)
+#   no_task_id  -- a task action (Vendor.TASK_ACTIONS) answers success without
+#                  its task id(s) and records nothing
+PIPELINE_KINDS = frozenset({"drop_after", "no_task_id"})
 
 NGINX_PAGE = ("<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n"
               "<center><h1>{code} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n"
@@ -146,7 +156,11 @@ class State:
         self.generation += 1
         self.requests = 0
         self.by_action = {}
+        self.executed = {}     # Action -> requests the vendor actually performed
         self.methods = {}      # HTTP method -> API requests
+        self.reused_requests = 0   # API requests on a connection that had carried one before
+        self.nonce_reused = 0      # valid signature, nonce already used
+        self.dropped = 0           # answers withheld by drop_after
         self.request_log = collections.deque(maxlen=REQUEST_LOG_MAX)
         self.inflight = 0
         self.max_inflight = 0
@@ -187,7 +201,9 @@ class State:
             self.request_log.append({
                 "action": action or None, "method": req.method, "path": req.path,
                 "content_type": req.content_type, "body_bytes": req.body_bytes,
-                "query_bytes": req.query_bytes})
+                "query_bytes": req.query_bytes, "reused": req.reused})
+            if req.reused:
+                self.reused_requests += 1
             self.inflight += 1
             if self.inflight > self.max_inflight:
                 self.max_inflight = self.inflight
@@ -202,12 +218,22 @@ class State:
                 self.inflight -= 1
 
     def use_nonce(self, key):
-        """Record a nonce; False if it was already used."""
+        """Record a nonce; False (and counted in nonce_reused) if it was
+        already used."""
         with self.lock:
             if key in self.nonces:
+                self.nonce_reused += 1
                 return False
             self.nonces.add(key)
             return True
+
+    def count_executed(self, action):
+        with self.lock:
+            self.executed[action] = self.executed.get(action, 0) + 1
+
+    def count_dropped(self):
+        with self.lock:
+            self.dropped += 1
 
     def sig_failure(self):
         with self.lock:
@@ -218,12 +244,20 @@ class State:
             self.faults.extend(faults)
             return copy.deepcopy(self.faults)
 
-    def take_fault(self, action, kinds):
-        """FIFO: the first queued fault matching `action`; consumed and returned
-        only if its kind is in `kinds` (otherwise it stays for a later stage)."""
+    def take_fault(self, action, kinds, reused=False, task_actions=()):
+        """FIFO: the first queued fault matching the request; consumed and
+        returned only if its kind is in `kinds` (otherwise it stays for a later
+        stage).  A fault matches unless its "action" names another action, it
+        is "reused_only" and the request came on a fresh connection (`reused`
+        false), or it is a no_task_id fault and `action` is not in
+        `task_actions`."""
         with self.lock:
             for i, f in enumerate(self.faults):
                 if f.get("action") and f["action"] != action:
+                    continue
+                if f.get("reused_only") and not reused:
+                    continue
+                if f["kind"] == "no_task_id" and action not in task_actions:
                     continue
                 if f["kind"] not in kinds:
                     return None
@@ -250,12 +284,16 @@ class State:
                 "vendor": vendor,
                 "requests": self.requests,
                 "by_action": dict(self.by_action),
+                "executed": dict(self.executed),
                 "methods": dict(self.methods),
                 "request_log": [dict(r) for r in self.request_log],
                 "max_inflight": self.max_inflight,
                 "inflight": self.inflight,
                 "connections": self.connections,
                 "connections_accepted": self.accepted,
+                "requests_on_reused_connection": self.reused_requests,
+                "dropped": self.dropped,
+                "nonce_reused": self.nonce_reused,
                 "refreshed_urls": list(self.refreshed_urls),
                 "refreshed_dirs": list(self.refreshed_dirs),
                 "prefetched_urls": list(self.prefetched_urls),
@@ -271,7 +309,7 @@ class State:
 # --------------------------------------------------------------------------
 class Req:
     def __init__(self, method, path, host, params, error, content_type=None,
-                 body_bytes=0, query_bytes=0):
+                 body_bytes=0, query_bytes=0, reused=False):
         self.method = method
         self.path = path
         self.host = host
@@ -281,6 +319,12 @@ class Req:
         self.content_type = content_type  # the Content-Type header as sent, or None
         self.body_bytes = body_bytes      # request body length (after de-chunking)
         self.query_bytes = query_bytes    # length of the raw query string
+        # the connection had carried at least one earlier request (API or
+        # control): a reused keep-alive connection
+        self.reused = reused
+        # set by the pipeline for a no_task_id fault: task actions answer
+        # success without their task id(s) and record nothing
+        self.no_task_id = False
 
 
 # --------------------------------------------------------------------------
@@ -306,6 +350,9 @@ class Vendor:
     TRANSPORT_KINDS = GENERIC_TRANSPORT_KINDS
     TRUNCATED_BODY = b""    # start of a plausible answer, for the "truncated" fault
     POST_MERGES_QUERY = False  # POST: also read parameters from the query string
+    # actions that answer a task id (purge/prefetch): the ones a no_task_id
+    # fault applies to; their act_ methods honour req.no_task_id
+    TASK_ACTIONS = frozenset()
     # the command-line option giving the number of generated items (domains,
     # hosts...) passed to __init__ as n_items: (flag, default, help)
     COUNT_OPTION = None
@@ -334,7 +381,8 @@ class Vendor:
         if req.error:
             return self.err_input(req.error)
         st = self.state
-        fault = st.take_fault(req.action, self.TRANSPORT_KINDS)
+        fault = st.take_fault(req.action, self.TRANSPORT_KINDS, req.reused,
+                              self.TASK_ACTIONS)
         if fault:
             if fault["kind"] == "slow":
                 time.sleep(fault.get("seconds", 3.0))
@@ -349,10 +397,28 @@ class Vendor:
         if not st.use_nonce(nonce_key):
             return self.err_nonce()
         if not fault:
-            fault = st.take_fault(req.action, set(FAULT_KINDS) - set(self.TRANSPORT_KINDS))
+            fault = st.take_fault(req.action, set(FAULT_KINDS) - set(self.TRANSPORT_KINDS),
+                                  req.reused, self.TASK_ACTIONS)
             if fault:
+                if fault["kind"] == "drop_after":
+                    # executed (and counted) like any request, then the answer
+                    # is withheld: the connection closes with nothing written
+                    self.execute(req)
+                    st.count_dropped()
+                    return Response(0, mode="close")
+                if fault["kind"] == "no_task_id":
+                    req.no_task_id = True
+                    return self.dispatch(req)   # not "executed": nothing recorded
                 return self.fault_response(fault)
-        return self.dispatch(req)
+        return self.execute(req)
+
+    def execute(self, req):
+        """dispatch(), counting the request in "executed" if the action
+        succeeded (the vendor performed it)."""
+        resp = self.dispatch(req)
+        if resp.mode is None and self.succeeded(resp):
+            self.state.count_executed(req.action or "(none)")
+        return resp
 
     def fault_response(self, f):
         kind = f["kind"]
@@ -371,6 +437,11 @@ class Vendor:
         return self.vendor_fault(kind)
 
     # ---- vendor hooks ----------------------------------------------------
+    def succeeded(self, resp):
+        """Whether a dispatch() answer says the action was performed (counted
+        in the "executed" stats); vendors whose errors are HTTP 200 override."""
+        return 200 <= resp.status < 300
+
     def action_of(self, req):
         """The action a request names (stats, fault filters); RPC-style APIs
         carry it in the Action parameter, others may override (path...)."""
@@ -423,6 +494,7 @@ class Handler(BaseHTTPRequestHandler):
     def setup(self):
         super().setup()
         self.conn_generation = None
+        self.served = 0        # requests (API or control) read on this connection
         st = self.server.state
         with st.lock:
             st.accepted += 1
@@ -536,6 +608,8 @@ class Handler(BaseHTTPRequestHandler):
     # ---- main ------------------------------------------------------------
     def _handle(self):
         t0 = time.monotonic()
+        reused = self.served > 0
+        self.served += 1
         split = urlsplit(self.path)
         if split.path == "/__emu" or split.path.startswith("/__emu/"):
             resp = self._control(split.path)
@@ -559,7 +633,7 @@ class Handler(BaseHTTPRequestHandler):
         host = self.headers.get("Host") or ""
         req = Req(self.command, split.path, host, params, perror,
                   content_type=self.headers.get("Content-Type"),
-                  body_bytes=len(body), query_bytes=len(split.query))
+                  body_bytes=len(body), query_bytes=len(split.query), reused=reused)
         req.action = vendor.action_of(req)
         token = srv.state.begin(req, self)
         try:
@@ -654,6 +728,11 @@ class Handler(BaseHTTPRequestHandler):
                 if not isinstance(f, dict) or f.get("kind") not in FAULT_KINDS:
                     return json_response(400, {"error": "bad fault %r; kinds: %s"
                                                % (f, ", ".join(FAULT_KINDS))})
+                unknown = sorted(set(f) - FAULT_FIELDS)
+                if unknown:
+                    return json_response(400, {"error": "unknown fault field(s) %s; fields: %s"
+                                               % (", ".join(unknown),
+                                                  ", ".join(sorted(FAULT_FIELDS)))})
                 c = {"kind": f["kind"]}
                 count = f.get("count", 1)
                 if isinstance(count, bool) or not isinstance(count, int) or count < 1:
@@ -663,6 +742,16 @@ class Handler(BaseHTTPRequestHandler):
                     if not isinstance(f["action"], str):
                         return json_response(400, {"error": "action must be a string"})
                     c["action"] = f["action"]
+                if f.get("reused_only") is not None:
+                    if not isinstance(f["reused_only"], bool):
+                        return json_response(400, {"error": "reused_only must be true or false"})
+                    if f["reused_only"]:
+                        c["reused_only"] = True
+                if f["kind"] == "no_task_id":
+                    tasks = sorted(self.server.vendor.TASK_ACTIONS)
+                    if c.get("action") is not None and c["action"] not in tasks:
+                        return json_response(400, {"error": "no_task_id applies to %s only"
+                                                   % ", ".join(tasks)})
                 if f["kind"] == "slow":
                     s = f.get("seconds", 3)
                     if isinstance(s, bool) or not isinstance(s, (int, float)) or s < 0:

@@ -277,6 +277,7 @@ ALI_FIX = {
                                   "CdnType": "web", "DomainStatus": "online"}]}}},
     "RefreshObjectCaches": {"required": ["ObjectPath"], "response": {
         "RequestId": "OLD", "RefreshTaskId": "1"}},
+    "AddCdnDomain": {"required": ["CdnType", "DomainName"], "response": {"RequestId": "OLD"}},
 }
 QC_OK = {"code": 0, "message": "", "codeDesc": "Success"}
 QC_FIX = {
@@ -288,6 +289,7 @@ QC_FIX = {
     "CdnUrlPusher": {"required": ["urls"], "max_items": {"urls": 20},
                      "response": dict(QC_OK, data={"task_id": "1", "count": 1})},
     "UpdateCdnConfig": {"required": [], "one_of": ["hostId", "host"], "response": dict(QC_OK)},
+    "AddCdnHost": {"required": ["host", "projectId", "hostType"], "response": dict(QC_OK)},
 }
 
 
@@ -313,6 +315,13 @@ def registry_tests():
         check("registry %s: transport kinds are fault kinds" % name,
               set(cls.TRANSPORT_KINDS) <= set(emucore.FAULT_KINDS)
               and emucore.GENERIC_TRANSPORT_KINDS <= set(cls.TRANSPORT_KINDS), cls)
+        check("registry %s: drop_after / no_task_id are not transport kinds" % name,
+              emucore.PIPELINE_KINDS <= set(emucore.FAULT_KINDS) and
+              not (emucore.PIPELINE_KINDS & set(cls.TRANSPORT_KINDS)), cls)
+        # (CdnOverseaPushser: a fixture answer whose task id is stripped in dispatch)
+        check("registry %s: task actions are built in" % name,
+              cls.TASK_ACTIONS and all(hasattr(cls, "act_" + a) or a == "CdnOverseaPushser"
+                                       for a in cls.TASK_ACTIONS), cls.TASK_ACTIONS)
 
 
 # --------------------------------------------------------------------------
@@ -331,7 +340,8 @@ def request_log_tests(emu, path, get_query, post_body, name, bound=False):
     s = emu.stats()
     check(name + " log entry without Action", s["request_log"] == [
         {"action": None, "method": "GET", "path": path, "content_type": None,
-         "body_bytes": 0, "query_bytes": 0}] and s["methods"] == {"GET": 1}, s["request_log"])
+         "body_bytes": 0, "query_bytes": 0, "reused": False}] and s["methods"] == {"GET": 1},
+          s["request_log"])
     emu.reset()
     c = emu.conn()
     rg = send(emu, "GET", path + "?" + get_query, conn=c)
@@ -347,16 +357,18 @@ def request_log_tests(emu, path, get_query, post_body, name, bound=False):
         g, p, u = log
         check(name + " log GET entry", rg.status == 200 and g["method"] == "GET" and
               g["path"] == path and g["content_type"] is None and g["body_bytes"] == 0 and
-              g["query_bytes"] == len(get_query) and g["action"], (rg, g))
+              g["query_bytes"] == len(get_query) and g["action"] and g["reused"] is False,
+              (rg, g))
         check(name + " log POST entry", rp.status == 200 and p["method"] == "POST" and
               p["path"] == path and p["content_type"] == "application/x-www-form-urlencoded"
               and p["body_bytes"] == len(post_body) and p["query_bytes"] == 0 and
-              p["action"] == g["action"], (rp, p))
+              p["action"] == g["action"] and p["reused"] is True, (rp, p))
         check(name + " log PUT entry", u == {"action": "PutIt", "method": "PUT", "path": path,
                                              "content_type": "text/plain", "body_bytes": 3,
-                                             "query_bytes": len("Action=PutIt")}, u)
+                                             "query_bytes": len("Action=PutIt"),
+                                             "reused": True}, u)
         check(name + " log keys", all(sorted(e) == ["action", "body_bytes", "content_type",
-                                                    "method", "path", "query_bytes"]
+                                                    "method", "path", "query_bytes", "reused"]
                                       for e in log), log)
     emu.reset()
     s = emu.stats()

@@ -64,6 +64,7 @@ class Aliyun(Vendor):
     # are vendor faults (InternalError / ServiceUnAvailable)
     TRANSPORT_KINDS = GENERIC_TRANSPORT_KINDS
     POST_MERGES_QUERY = True
+    TASK_ACTIONS = frozenset({"RefreshObjectCaches", "PushObjectCache"})
     COUNT_OPTION = ("--domains", 123, "number of domains")
     TRUNCATED_BODY = b'{"RequestId":"5C9D4A8E-0000-4000-8000-000000000000","Domains":{"PageData":[{"Domain'
     BUILTIN = {
@@ -226,6 +227,8 @@ class Aliyun(Vendor):
                     return self.invalid(name, "At most %d items per call." % int(limit))
         fn = getattr(self, "act_" + action, None)
         if fn is not None:
+            if action in self.TASK_ACTIONS:
+                return fn(p, spec, record=not req.no_task_id)
             return fn(p, spec)
         resp = copy.deepcopy(spec.get("response") or {})
         if not isinstance(resp, dict):
@@ -279,7 +282,9 @@ class Aliyun(Vendor):
         resp["Domains"] = doms
         return json_response(200, resp)
 
-    def _record(self, p, kind):
+    def _record(self, p, kind, record=True):
+        """Validate ObjectPath/ObjectType and record the tasks (unless
+        `record` is false: no_task_id) -> (task id or None, error)."""
         paths = [x for x in re.split(r"\r?\n", p.get("ObjectPath", "")) if x.strip()]
         if not paths:
             return None, self.invalid("ObjectPath")
@@ -292,6 +297,8 @@ class Aliyun(Vendor):
             if otype.lower() != "file":
                 return None, self.invalid("ObjectType")
             task_type = "preload"
+        if not record:
+            return None, None
         tid = str(704222900 + self.state.next_task_id())
         mono, srv = time.monotonic(), self.state.now()
         tasks = [{"TaskId": tid, "ObjectPath": path, "ObjectType": task_type,
@@ -304,21 +311,22 @@ class Aliyun(Vendor):
             self.state.record(prefetch=paths, tasks=tasks)
         return tid, None
 
-    def act_RefreshObjectCaches(self, p, spec):
-        tid, err = self._record(p, "refresh")
+    def _task_answer(self, p, spec, kind, field, record):
+        tid, err = self._record(p, kind, record)
         if err:
             return err
         resp = self.base(spec)
-        resp["RefreshTaskId"] = tid
+        if record:
+            resp[field] = tid
+        else:
+            resp.pop(field, None)   # no_task_id: success without the task id
         return json_response(200, resp)
 
-    def act_PushObjectCache(self, p, spec):
-        tid, err = self._record(p, "push")
-        if err:
-            return err
-        resp = self.base(spec)
-        resp["PushTaskId"] = tid
-        return json_response(200, resp)
+    def act_RefreshObjectCaches(self, p, spec, record=True):
+        return self._task_answer(p, spec, "refresh", "RefreshTaskId", record)
+
+    def act_PushObjectCache(self, p, spec, record=True):
+        return self._task_answer(p, spec, "push", "PushTaskId", record)
 
     def act_DescribeRefreshTasks(self, p, spec):
         try:

@@ -13,6 +13,7 @@ import base64
 import copy
 import hashlib
 import hmac
+import json
 import re
 import time
 from urllib.parse import urlsplit
@@ -84,6 +85,11 @@ class Qcloud(Vendor):
     # anything looks at the request
     TRANSPORT_KINDS = GENERIC_TRANSPORT_KINDS | {"http500", "http503"}
     COUNT_OPTION = ("--hosts", 57, "number of hosts")
+    # the actions answering data.task_id / data.task_ids (no_task_id applies);
+    # CdnOverseaPushser is a fixture answer only
+    TASK_ACTIONS = frozenset({"RefreshCdnUrl", "RefreshCdnDir", "RefreshCdnOverSeaUrl",
+                              "RefreshCdnOverSeaDir", "CdnUrlPusher", "CdnPusherV2",
+                              "FlushOrPushOverall", "CdnOverseaPushser"})
     TRUNCATED_BODY = b'{"code":0,"message":"","codeDesc":"Success","data":{"total":57,"hosts":[{"id'
     BUILTIN = {
         "DescribeCdnHosts": {"required": [], "response": dict(OK_ENVELOPE, data={
@@ -249,8 +255,30 @@ class Qcloud(Vendor):
                 return self.error(4000, "(9162)count over limit", "9162")
         fn = getattr(self, "act_" + action, None)
         if fn is not None:
+            if action in self.TASK_ACTIONS:
+                return fn(p, spec, record=not req.no_task_id)
             return fn(p, spec)
-        return json_response(200, self.base(spec))
+        resp = self.base(spec)
+        if req.no_task_id:
+            self._strip_task_ids(resp)
+        return json_response(200, resp)
+
+    @staticmethod
+    def _strip_task_ids(resp):
+        """no_task_id: the answer keeps its envelope and data but loses
+        data.task_id / data.task_ids."""
+        if isinstance(resp.get("data"), dict):
+            resp["data"].pop("task_id", None)
+            resp["data"].pop("task_ids", None)
+
+    def succeeded(self, resp):
+        # v2 errors are HTTP 200 too: success is code 0
+        if resp.status != 200:
+            return False
+        try:
+            return json.loads(resp.body.decode("utf-8")).get("code") == 0
+        except (ValueError, AttributeError):
+            return False
 
     def base(self, spec):
         resp = copy.deepcopy(spec.get("response") or {})
@@ -315,10 +343,13 @@ class Qcloud(Vendor):
         data["hosts"] = copy.deepcopy(found)
         return json_response(200, resp)
 
-    def _task(self, kind, urls, action):
-        tid = str(1000000000 + self.state.next_task_id())
-        t = {"task_id": tid, "kind": kind, "urls": list(urls), "action": action,
+    def _task(self, kind, urls, action, record=True):
+        """A task for `urls`, recorded unless `record` is false (no_task_id)."""
+        t = {"task_id": None, "kind": kind, "urls": list(urls), "action": action,
              "mono": time.monotonic(), "created": self.state.now()}
+        if not record:
+            return t
+        t["task_id"] = str(1000000000 + self.state.next_task_id())
         if kind == "url":
             self.state.record(urls=urls, tasks=[t])
         elif kind == "dir":
@@ -327,31 +358,33 @@ class Qcloud(Vendor):
             self.state.record(prefetch=urls, tasks=[t])
         return t
 
-    def _refresh(self, p, spec, param, kind, action):
+    def _refresh(self, p, spec, param, kind, action, record):
         items = list_param(p, param)
-        t = self._task(kind, items, action)
+        t = self._task(kind, items, action, record)
         resp = self.base(spec)
         data = self._data(resp)
         data["count"] = len(items)
         data["task_id"] = t["task_id"]
+        if not record:
+            self._strip_task_ids(resp)
         return json_response(200, resp)
 
-    def act_RefreshCdnUrl(self, p, spec):
-        return self._refresh(p, spec, "urls", "url", "RefreshCdnUrl")
+    def act_RefreshCdnUrl(self, p, spec, record=True):
+        return self._refresh(p, spec, "urls", "url", "RefreshCdnUrl", record)
 
-    def act_RefreshCdnDir(self, p, spec):
-        return self._refresh(p, spec, "dirs", "dir", "RefreshCdnDir")
+    def act_RefreshCdnDir(self, p, spec, record=True):
+        return self._refresh(p, spec, "dirs", "dir", "RefreshCdnDir", record)
 
-    def act_RefreshCdnOverSeaUrl(self, p, spec):
-        return self._refresh(p, spec, "urls", "url", "RefreshCdnOverSeaUrl")
+    def act_RefreshCdnOverSeaUrl(self, p, spec, record=True):
+        return self._refresh(p, spec, "urls", "url", "RefreshCdnOverSeaUrl", record)
 
-    def act_RefreshCdnOverSeaDir(self, p, spec):
-        return self._refresh(p, spec, "dirs", "dir", "RefreshCdnOverSeaDir")
+    def act_RefreshCdnOverSeaDir(self, p, spec, record=True):
+        return self._refresh(p, spec, "dirs", "dir", "RefreshCdnOverSeaDir", record)
 
-    def act_CdnUrlPusher(self, p, spec):
-        return self._refresh(p, spec, "urls", "push", "CdnUrlPusher")
+    def act_CdnUrlPusher(self, p, spec, record=True):
+        return self._refresh(p, spec, "urls", "push", "CdnUrlPusher", record)
 
-    def act_CdnPusherV2(self, p, spec):
+    def act_CdnPusherV2(self, p, spec, record=True):
         urls = list_param(p, "urls")
         by_host = {}
         for u in urls:
@@ -361,13 +394,15 @@ class Qcloud(Vendor):
         tmpl = self._template("CdnPusherV2", "task_ids") or {"task_id": 0}
         ids = []
         for host, us in by_host.items():
-            t = self._task("push", us, "CdnPusherV2")
+            t = self._task("push", us, "CdnPusherV2", record)
             ids.append({"task_id": self._like(tmpl, "task_id", t["task_id"]),
                         "date": time.strftime("%Y%m%d", time.gmtime(t["created"] + 8 * 3600))})
         data["task_ids"] = ids
+        if not record:
+            self._strip_task_ids(resp)
         return json_response(200, resp)
 
-    def act_FlushOrPushOverall(self, p, spec):
+    def act_FlushOrPushOverall(self, p, spec, record=True):
         urls = list_param(p, "urls") or ([p["urls"]] if p.get("urls") else [])
         cmd = p.get("command", "")
         typ = p.get("type", "url")
@@ -377,10 +412,12 @@ class Qcloud(Vendor):
             kind = "dir" if typ == "dir" else "url"
         else:
             return self.invalid("command")
-        t = self._task(kind, urls, "FlushOrPushOverall")
+        t = self._task(kind, urls, "FlushOrPushOverall", record)
         resp = self.base(spec)
         if isinstance(resp.get("data"), dict):
             resp["data"]["task_id"] = t["task_id"]
+        if not record:
+            self._strip_task_ids(resp)
         return json_response(200, resp)
 
     def act_GetCdnRefreshLog(self, p, spec):

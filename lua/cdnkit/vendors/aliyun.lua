@@ -60,22 +60,31 @@ function A.list_form(name, items, p, out)
 end
 
 local FORM = "application/x-www-form-urlencoded"
+-- a GET whose URL would be longer than this goes as a POST form
+local MAX_URL = 8192
 
 --- Build the signed request.  `fixed` may pin timestamp, nonce, method.
 function A.build(self, st, P, flat, fixed)
   local method = fixed.method or P.http or st.method
   -- the common parameters in one constructor (sized once), then the action's
+  local now = core.now() + st.clock_offset
   local params = {
     Action = P.name, Format = "JSON", Version = flat.Version or st.version,
     AccessKeyId = st.key_id, SignatureMethod = "HMAC-SHA1", SignatureVersion = "1.0",
     SignatureNonce = fixed.nonce or core.uuid4(),
-    Timestamp = fixed.timestamp or core.iso8601(core.now() + st.clock_offset),
+    Timestamp = fixed.timestamp or core.iso8601(now),
   }
   for k, v in next, flat do params[k] = v end
   local post = method == "POST"
   local explain = fixed.explain
   -- the signer writes the URL prefix before the query: one string, built once
   local q, sts, sig, canonical = st.sign(self, params, method, post and "" or st.url_get, explain)
+  if not post and #q > MAX_URL and not fixed.method then
+    -- too long for a URL (servers and proxies refuse long ones): the
+    -- vendor takes the same parameters as a POST form
+    method, post = "POST", true
+    q, sts, sig, canonical = st.sign(self, params, method, "", explain)
+  end
   local req
   if post then
     req = transport.request(st, method, st.url_post,
@@ -85,7 +94,7 @@ function A.build(self, st, P, flat, fixed)
   end
   -- meta: what parse needs to explain a signature mismatch (the signed
   -- parameters: the string-to-sign is derived again only then)
-  local meta = { client = self, params = params, method = method }
+  local meta = { client = self, params = params, method = method, timestamp = now }
   if explain then
     meta.explain = { canonical = canonical, string_to_sign = sts, signature = sig,
                      key = "<access_key_secret>&" }
@@ -132,6 +141,10 @@ function A.parse(st, action, status, headers, body, meta)
     ambiguous = status >= 500,
   }
   if data.Code:match("^InvalidTimeStamp") then e.clock = true end
+  -- a reused nonce: cdnkit never sends one twice, so this answers a silent
+  -- resend by a transport and the first copy may have run (client.lua
+  -- judge_replay makes it ambiguous)
+  if data.Code == "SignatureNonceUsed" then e.replay = true end
   if data.Code:match("^InvalidAccessKeyId") then e.hint = "check access_key_id" end
   if data.Code == "SignatureDoesNotMatch" and meta and meta.params then
     local server = e.message:match("server string to sign is:(.*)$")

@@ -31,6 +31,8 @@ local A = {
               token = "string" },
   -- prepare()'s third argument may also pin these
   fixed = { region = true, sign_method = true, host = true },
+  -- seconds a Timestamp may be off the server's clock (error 4500 beyond)
+  clock_window = 7200,
 }
 
 -- Retryable: rate limiting and transient server states.  Daily quotas
@@ -81,14 +83,17 @@ function A.list_form(name, items, p, out)
 end
 
 local FORM = "application/x-www-form-urlencoded"
+-- a GET whose URL would be longer than this goes as a POST form
+local MAX_URL = 8192
 local HASH = { HmacSHA256 = "sha256" }
 
 function A.build(self, st, P, flat, fixed)
   local method = (fixed.method or P.http or st.method):upper()
   -- the common parameters in one constructor (sized once), then the action's
+  local now = math.floor(core.now() + st.clock_offset)
   local params = {
     Action = P.name, SecretId = st.secret_id,
-    Timestamp = tostring(fixed.timestamp or math.floor(core.now() + st.clock_offset)),
+    Timestamp = tostring(fixed.timestamp or now),
     Nonce = tostring(fixed.nonce or core.nonce_int()),
   }
   for k, v in next, flat do params[k] = v end
@@ -101,8 +106,14 @@ function A.build(self, st, P, flat, fixed)
   local hash = HASH[params.SignatureMethod] or "sha1"
   local post = method == "POST"
   local explain = fixed.explain
-  local q, source, sig = st.sign(self, params, method, fixed.host or st.host, PATH, hash,
+  local host = fixed.host or st.host
+  local q, source, sig = st.sign(self, params, method, host, PATH, hash,
     post and "" or st.url_get, explain)
+  if not post and #q > MAX_URL and not fixed.method then
+    -- too long for a URL: the vendor takes the same parameters as a POST form
+    method, post = "POST", true
+    q, source, sig = st.sign(self, params, method, host, PATH, hash, "", explain)
+  end
   local req
   if post then
     req = transport.request(st, method, st.url,
@@ -110,7 +121,7 @@ function A.build(self, st, P, flat, fixed)
   else
     req = transport.request(st, method, q, { ["User-Agent"] = st.user_agent })
   end
-  local meta = {}
+  local meta = { timestamp = tonumber(params.Timestamp) }
   if explain then
     meta.explain = { string_to_sign = source, signature = sig, key = "<secret_key>" }
   end
@@ -153,7 +164,10 @@ function A.parse(st, action, status, headers, body, meta)
     http_status = status,
     retryable = (RETRYABLE[mcode] or RETRYABLE[code]) and not NOT_RETRYABLE_MODULE[mcode] or false,
   }
-  if code == 4500 or mcode == 4500 then e.clock = true end
+  -- 4500 is "replayed or expired": a timestamp outside the window, or a
+  -- nonce seen before (a transport's silent resend whose first copy may
+  -- have run); client.lua judge_replay tells them apart with our clock
+  if code == 4500 or mcode == 4500 then e.clock = true; e.replay = true end
   if code == 4100 then e.hint = "check secret_id and secret_key" end
   -- an internal error or maintenance answer may come after the work was done:
   -- never resend a non-idempotent action after one
