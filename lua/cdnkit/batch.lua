@@ -103,9 +103,10 @@ end
 -- client's transport runs it; each request carries its own client's
 -- settings), each vendor at most its concurrency at once and started at its
 -- pacing time; Lua transports get theirs through send_many / send.
-local function send_round(items)
+local function send_round(items, max_bytes)
   local results = {}
-  local curl_reqs, curl_idx, sched = {}, {}, { not_before = {}, group = {}, limits = {} }
+  local curl_reqs, curl_idx = {}, {}
+  local sched = { not_before = {}, group = {}, limits = {}, max_bytes = max_bytes }
   local runner, total, seen = nil, 0, {}
   local lua_groups, lua_order = {}, {}
   for i, it in ipairs(items) do
@@ -184,11 +185,24 @@ local PACE_WINDOW = 30
 -- signs them with a fresh nonce and timestamp, and sends them through one
 -- libcurl multi loop.  Failed batches are queued again after backoff, or
 -- recorded as failed; every batch ends in exactly one of the two lists.
-local function execute(groups)
+local function record_failed(it, err)
+  local rep, j = it.group.report, it.job
+  rep.ok = false
+  rep.failed[#rep.failed + 1] = { kind = j.kind, urls = j.urls, err = err }
+end
+
+-- what an answer without the promised task id is: the vendor said yes but
+-- gave nothing to check the purge by, so it cannot count as done
+local function no_task_id(g, j)
+  return errors.new(g.A.name, j.action, {
+    code = "bad_response", retryable = false, ambiguous = true,
+    message = "the answer has no task id, so the purge cannot be confirmed",
+  })
+end
+
+local function run(groups, max_bytes, all)
   local queue = {}
-  for gi, g in ipairs(groups) do
-    for _, j in ipairs(g.jobs) do queue[#queue + 1] = { group = g, gi = gi, job = j, due = 0 } end
-  end
+  for _, it in ipairs(all) do queue[#queue + 1] = it end
   local t0 = core.monotime()
   local waves = 0
   while #queue > 0 do
@@ -219,37 +233,56 @@ local function execute(groups)
         local g, j = it.group, it.job
         j.attempts = j.attempts + 1
         it.req, j.meta = g.A.build(g.client, g.st, j.plan, j.flat, {})
+        it.req.idempotent = j.idempotent and true or false
         if g.st.trace then client_mod.trace_request(g.st, j.action, it.req) end
         it.not_before = pace.reserve(g.st, j.action)
       end
-      local results = send_round(wave)
+      for _, it in ipairs(wave) do it.flying = true end
+      local results = send_round(wave, max_bytes)
       local after = core.monotime()
       for i, it in ipairs(wave) do
         local g, j = it.group, it.job
         local rep = g.report
-        local data, err = outcome(g, j, results[i])
-        if data ~= nil then
-          rep.done = rep.done + #j.urls
-          local ok, ids = pcall(g.A.task_ids, j.kind, data)
-          if not ok or type(ids) ~= "table" then ids = {} end
-          for _, id in ipairs(ids) do rep.task_ids[#rep.task_ids + 1] = id end
-          rep.results[#rep.results + 1] = { kind = j.kind, urls = j.urls, task_ids = ids }
+        local r = results[i]
+        it.flying = nil
+        if r and r.deferred then
+          -- not started (the wave's answers filled the memory budget): next wave
+          j.attempts = j.attempts - 1
+          it.due = 0
+          rest[#rest + 1] = it
         else
-          err.attempts = j.attempts
-          local r = results[i]
-          if err.clock and not j.clock_fixed and r and
-             client_mod.learn_clock(g.st, r.headers) then
-            -- the vendor rejected our timestamp: resend at once with its clock
-            -- (one extra attempt, as for single calls)
-            j.clock_fixed = true
-            it.due = 0
-            rest[#rest + 1] = it
-          elseif retry.should_retry(g.policy, err, j.attempts, j.idempotent, t0) then
-            it.due = after + retry.backoff(g.policy, j.attempts)
-            rest[#rest + 1] = it
+          local data, err = outcome(g, j, r)
+          local ids
+          if data ~= nil then
+            local ok
+            ok, ids = pcall(g.A.task_ids, j.kind, data)
+            if not ok or type(ids) ~= "table" or #ids == 0 then
+              data, err = nil, no_task_id(g, j)
+            end
+          end
+          if data ~= nil then
+            rep.done = rep.done + #j.urls
+            for _, id in ipairs(ids) do rep.task_ids[#rep.task_ids + 1] = id end
+            rep.results[#rep.results + 1] = { kind = j.kind, urls = j.urls, task_ids = ids }
+            it.open = nil
           else
-            rep.ok = false
-            rep.failed[#rep.failed + 1] = { kind = j.kind, urls = j.urls, err = err }
+            err.attempts = j.attempts
+            it.last_err = err
+            client_mod.judge_replay(g.st, err, j.meta, r and r.headers, j.idempotent)
+            if err.clock and not j.clock_fixed and r and (j.idempotent or not err.ambiguous) and
+               client_mod.learn_clock(g.st, r.headers) then
+              -- the vendor rejected our timestamp: resend at once with its clock
+              -- (one extra attempt, as for single calls)
+              j.clock_fixed = true
+              it.due = 0
+              rest[#rest + 1] = it
+            elseif retry.should_retry(g.policy, err, j.attempts, j.idempotent, t0) then
+              it.due = after + retry.backoff(g.policy, j.attempts)
+              rest[#rest + 1] = it
+            else
+              record_failed(it, err)
+              it.open = nil
+            end
           end
         end
         j.meta = nil
@@ -257,6 +290,50 @@ local function execute(groups)
       end
     end
     queue = rest
+  end
+  return waves
+end
+
+-- Run the plans of one or more vendors to the end; fills each plan's report.
+-- Work goes out in waves: each wave takes, per vendor, up to WAVE x
+-- concurrency batches that are due (not backing off, pacing slot near),
+-- signs them with a fresh nonce and timestamp, and sends them through one
+-- libcurl multi loop.  Failed batches are queued again after backoff, or
+-- recorded as failed; every batch ends in exactly one of the two lists.
+-- Nothing raises from here: if anything fails unexpectedly (the client
+-- closed by a trace callback or a finalizer, a raising retry hook, a C
+-- error, out of memory), the batches not finished are recorded as failed:
+-- those that were in flight as ambiguous, those never sent as "not_sent".
+local function execute(groups, max_bytes)
+  local all = {}
+  for gi, g in ipairs(groups) do
+    for _, j in ipairs(g.jobs) do
+      all[#all + 1] = { group = g, gi = gi, job = j, due = 0, open = true }
+    end
+  end
+  local ok, waves = pcall(run, groups, max_bytes, all)
+  if not ok then
+    local why = tostring(waves)
+    for _, it in ipairs(all) do
+      if it.open then
+        local g, j = it.group, it.job
+        local err
+        if it.flying then
+          err = errors.new(g.A.name, j.action, {
+            code = "internal", retryable = false, ambiguous = true, sent = true,
+            message = "the batch stopped while this request was out: " .. why })
+        elseif it.last_err then
+          err = it.last_err
+          err.message = err.message .. " (not retried: the batch stopped: " .. why .. ")"
+        else
+          err = errors.new(g.A.name, j.action, {
+            code = "not_sent", retryable = false, ambiguous = false, sent = false,
+            message = "not sent: the batch stopped: " .. why })
+        end
+        pcall(record_failed, it, err)
+      end
+    end
+    waves = nil
   end
   for _, g in ipairs(groups) do g.report.rounds = waves end
 end
@@ -311,19 +388,25 @@ function report_mt:wait(opts, deadline)
   local errs = {}
   while true do
     local still = {}
-    for _, t in ipairs(todo) do
+    for k, t in ipairs(todo) do
+      -- the deadline is checked before every query, so a long list of tasks
+      -- cannot hold the caller much beyond it (one request at most)
+      if core.monotime() >= deadline then
+        for m = k, #todo do still[#still + 1] = todo[m] end
+        break
+      end
       local spec = A.task_status and (A.task_status[t.kind] or A.task_status.default)
       if not spec then
         raise("cdnkit." .. A.name .. ": no task-status API is declared for " .. t.kind)
       end
       local params = {}
-      for k, v in pairs(spec.params or {}) do params[k] = v end
+      for pk, v in pairs(spec.params or {}) do params[pk] = v end
       params[spec.id_param] = t.id
       local a = st.api_index[spec.action]
       local flat, msg = validate.check(st.api, a, params, A.list_form)
       local data, err
       if flat then
-        data, err = client_mod.invoke(self_client, spec.action, flat, true)
+        data, err = client_mod.invoke(self_client, spec.action, flat, true, deadline)
       else
         err = errors.new(A.name, spec.action, { code = "json", message = "cannot query task " ..
           tostring(t.id) .. ": " .. msg })
@@ -348,16 +431,33 @@ function report_mt:wait(opts, deadline)
   for id, s in pairs(self.tasks) do table.insert(sum[s], id) end
   for _, k in ipairs { "done", "failed", "running" } do table.sort(sum[k]) end
   sum.timed_out = #todo > 0
-  sum.complete = #todo == 0 and #sum.failed == 0 and #self.failed == 0
+  -- complete only when every batch has task ids and the vendor reported
+  -- every one of them done
+  sum.complete = #todo == 0 and #sum.failed == 0 and #self.failed == 0 and untracked == 0 and
+    #sum.running == 0
   return sum
 end
 
 ---------------------------------------------------------------------------
 
-local OPTS = { "urls", "dirs", "concurrency", "batch_size", "retry", "check_quota" }
+local OPTS = { "urls", "dirs", "concurrency", "batch_size", "retry", "check_quota", "max_batch_bytes" }
+
+-- the answers of one wave held in memory at once, at most (then the rest of
+-- the wave waits for the next one); every answer is also capped by max_body
+local MAX_BATCH_BYTES = 256 * 1024 * 1024
+
+local function batch_bytes(opts)
+  local v = opts.max_batch_bytes
+  if v == nil then return MAX_BATCH_BYTES end
+  if type(v) ~= "number" or not (v >= 1024 and v < math.huge) then
+    raise("cdnkit: max_batch_bytes must be a number of bytes >= 1024")
+  end
+  return v
+end
 
 local function check_opts(opts)
   validate.only_keys(opts, OPTS, "cdnkit: ")
+  batch_bytes(opts)
 end
 
 -- check_quota = true: ask the vendor's quota API (declared in the adapter as
@@ -399,7 +499,7 @@ function M.install(methods, A)
       local ok, err = check_quota(g, kinds)
       if not ok then return nil, err end
     end
-    execute { g }
+    execute({ g }, batch_bytes(opts))
     return g.report
   end
 
@@ -447,7 +547,7 @@ function M.refresh_all(clients, opts)
       end
     end
   end
-  execute(groups)
+  execute(groups, batch_bytes(opts))
   local out = setmetatable({ ok = true }, multi_mt)
   for i, g in ipairs(groups) do
     out[i] = g.report

@@ -125,10 +125,20 @@ end
 
 --- The whole call: attempts under the retry policy.  `fixed` (prepare's
 -- values) is normally nil.
-local function invoke(self, st, P, flat, idempotent)
+local function invoke(self, st, P, flat, idempotent, until_t)
   local A, name, policy = st.adapter, P.name, st.retry
   local n, clock_fixed, t0 = 0, false, nil
   idempotent = idempotent and true or false
+  if until_t then
+    -- a caller's deadline: the same rule as retry.deadline, whichever is sooner
+    local now = monotime()
+    local d = until_t - now
+    if policy.deadline and policy.deadline < d then d = policy.deadline end
+    local p = {}
+    for k, v in pairs(policy) do p[k] = v end
+    p.deadline = math.max(d, 0.001)
+    policy = p
+  end
   if policy.deadline then t0 = monotime() end
   while true do
     n = n + 1
@@ -197,10 +207,12 @@ function M.judge_replay(st, err, meta, headers, idempotent)
 end
 
 --- Call action `name` with already validated parameters (pagination,
--- report:wait and the quota check use it).
-function M.invoke(self, name, flat, idempotent)
+-- report:wait and the quota check use it).  `deadline` (a core.monotime()
+-- value) bounds the call: no retry after it, and the request timeout is cut
+-- to what is left.
+function M.invoke(self, name, flat, idempotent, deadline)
   local st = STATE[self]
-  return invoke(self, st, st.plan(name) or { name = name }, flat, idempotent)
+  return invoke(self, st, st.plan(name) or { name = name }, flat, idempotent, deadline)
 end
 
 local function check_self(self, name)
@@ -442,14 +454,7 @@ function M.new(A, opts)
   if not V.methods[method] then
     raise("cdnkit." .. A.name .. ": option 'method' must be one of " .. V.method_list)
   end
-  local endpoint = opts.endpoint or V.endpoint
-  if endpoint:find("@", 1, true) then
-    raise("cdnkit." .. A.name .. ": option 'endpoint' must not contain credentials (user:password@)")
-  end
-  if not endpoint:match("^https?://[^/]+$") then
-    raise("cdnkit." .. A.name .. ": option 'endpoint' must be scheme://host[:port] without a path, got '"
-      .. endpoint .. "'")
-  end
+  local endpoint = M.check_endpoint(A.name, opts.endpoint or V.endpoint)
   local T = transport.resolve(opts.transport, A.name)
   local class = class_of(A, V)
   local st = {
@@ -477,6 +482,43 @@ function M.new(A, opts)
   end
   STATE[client] = st
   return client
+end
+
+--- The endpoint option, checked: scheme://host[:port], nothing else.  Every
+-- fault is a usage error naming the option.
+function M.check_endpoint(vendor, endpoint)
+  local function bad(why)
+    raise("cdnkit." .. vendor .. ": option 'endpoint' " .. why .. ", got " ..
+      string.format("%q", endpoint):gsub("\\\n", "\\n"))
+  end
+  if endpoint:find("@", 1, true) then
+    raise("cdnkit." .. vendor .. ": option 'endpoint' must not contain credentials (user:password@)")
+  end
+  if endpoint:find("[%z%c%s]") then bad("must not contain spaces, control characters or NUL") end
+  if endpoint:find("[#?]") then bad("must not contain a query or fragment ('?', '#')") end
+  local scheme, rest = endpoint:match("^(https?)://(.+)$")
+  if not scheme then bad("must be http:// or https:// followed by the host") end
+  local host, port
+  if rest:sub(1, 1) == "[" then
+    local v6, tail = rest:match("^%[([%x:%.]+)%](.*)$")
+    if not v6 or not v6:find(":", 1, true) or v6:find(":::", 1, true) or
+       select(2, v6:gsub("::", "")) > 1 then
+      bad("has a broken IPv6 literal (expected [address])")
+    end
+    host = v6
+    port = tail:match("^:(%d+)$")
+    if tail ~= "" and not port then bad("must be scheme://host[:port] without a path") end
+  else
+    host, port = rest:match("^([%w%.%-_]+):(%d+)$")
+    if not host then
+      host = rest:match("^([%w%.%-_]+)$")
+      if not host then bad("must be scheme://host[:port] without a path") end
+    end
+  end
+  if port and not (tonumber(port) >= 1 and tonumber(port) <= 65535) then
+    bad("has a port outside 1-65535")
+  end
+  return endpoint
 end
 
 function M.no_credentials(A, missing)

@@ -23,16 +23,18 @@ function M.policy(opt)
     end
     p[k] = v
   end
-  if type(p.attempts) ~= "number" or p.attempts < 1 then
-    raise("cdnkit: retry.attempts must be a number >= 1")
+  local a = p.attempts
+  -- NaN (0/0) and math.huge fail these comparisons: no endless retries
+  if type(a) ~= "number" or not (a >= 1 and a <= 1000) or a ~= math.floor(a) then
+    raise("cdnkit: retry.attempts must be a positive integer (1 .. 1000), got " .. tostring(a))
   end
   for _, k in ipairs { "base", "max" } do
     if type(p[k]) ~= "number" or not (p[k] >= 0 and p[k] < 3600) then
       raise("cdnkit: retry." .. k .. " must be seconds, 0 <= " .. k .. " < 3600")
     end
   end
-  if p.deadline ~= nil and (type(p.deadline) ~= "number" or not (p.deadline > 0)) then
-    raise("cdnkit: retry.deadline must be seconds > 0")
+  if p.deadline ~= nil and (type(p.deadline) ~= "number" or not (p.deadline > 0 and p.deadline < 86400 * 365)) then
+    raise("cdnkit: retry.deadline must be a finite number of seconds > 0")
   end
   if p.on ~= nil and type(p.on) ~= "function" then
     raise("cdnkit: retry.on must be a function(err) -> boolean")

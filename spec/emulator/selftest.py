@@ -391,6 +391,120 @@ def request_log_tests(emu, path, get_query, post_body, name, bound=False):
     emu.reset()
 
 
+def dropped(r):
+    """No answer at all: the server closed the connection before a status line."""
+    return r.status is None and isinstance(r.exc, http.client.RemoteDisconnected)
+
+
+def replay_tests(emu, N, make, send_p, ok, replay, act, act_extra, cheap):
+    """drop_after (+ reused_only) and the stats executed, dropped, nonce_reused,
+    requests_on_reused_connection and request_log[].reused.  make(action, extra)
+    -> signed params; send_p(p, conn=None) -> Result; ok(r): success;
+    replay(r): the vendor's nonce-reuse answer; act: a non-idempotent fixture
+    action with its required params act_extra; cheap: a read-only action."""
+    # libcurl's silent replay: on a reused keep-alive connection the server
+    # executes the request, then closes without answering; the client resends
+    # the same signed request on a fresh connection
+    emu.reset()
+    f = emu.faults({"kind": "drop_after", "action": act, "reused_only": True})
+    check(N + "drop_after queued as given", f.get("faults") == [
+        {"kind": "drop_after", "count": 1, "action": act, "reused_only": True}], f)
+    c = emu.conn()
+    r0 = send_p(make(cheap, {}), conn=c)
+    check(N + "drop_after: first request on the connection ok", ok(r0), r0)
+    p = make(act, act_extra)
+    r1 = send_p(p, conn=c)
+    c.close()
+    check(N + "drop_after: no answer at all", dropped(r1), r1)
+    r2 = send_p(p)
+    check(N + "drop_after: resend of the same signed request is a nonce replay",
+          replay(r2), r2)
+    s = emu.stats()
+    check(N + "drop_after: executed once", s["executed"] == {cheap: 1, act: 1}, s["executed"])
+    check(N + "drop_after: by_action counts the resend", s["by_action"].get(act) == 2, s)
+    check(N + "drop_after: dropped / nonce_reused", s["dropped"] == 1 and
+          s["nonce_reused"] == 1, s)
+    check(N + "drop_after: requests_on_reused_connection",
+          s["requests_on_reused_connection"] == 1 and s["connections"] == 2, s)
+    check(N + "drop_after: request_log reused flags",
+          [e["reused"] for e in s["request_log"]] == [False, True, False], s["request_log"])
+    check(N + "drop_after: consumed", s["faults_pending"] == [], s)
+
+    # reused_only passes requests on a fresh connection by (no action filter)
+    emu.reset()
+    emu.faults({"kind": "drop_after", "reused_only": True})
+    r = send_p(make(act, act_extra))
+    check(N + "reused_only: fresh connection answered", ok(r), r)
+    check(N + "reused_only: still queued", emu.stats()["faults_pending"] == [
+        {"kind": "drop_after", "count": 1, "reused_only": True}])
+    c = emu.conn()
+    ra, rb = send_p(make(cheap, {}), conn=c), send_p(make(cheap, {}), conn=c)
+    c.close()
+    check(N + "reused_only: second request on a connection dropped", ok(ra) and dropped(rb),
+          (ra, rb))
+    s = emu.stats()
+    check(N + "reused_only: executed", s["executed"] == {act: 1, cheap: 2} and
+          s["dropped"] == 1 and s["faults_pending"] == [], s)
+
+    # without reused_only: any request, fresh connection too; count
+    emu.reset()
+    emu.faults({"kind": "drop_after", "count": 2, "action": act})
+    r1, r2 = send_p(make(act, act_extra)), send_p(make(act, act_extra))
+    r3 = send_p(make(act, act_extra))
+    check(N + "drop_after count 2 on fresh connections", dropped(r1) and dropped(r2) and ok(r3),
+          (r1, r2, r3))
+    s = emu.stats()
+    check(N + "drop_after count 2: executed 3, dropped 2",
+          s["executed"] == {act: 3} and s["dropped"] == 2 and
+          s["requests_on_reused_connection"] == 0, s)
+
+    # a control request on the connection makes it reused too
+    emu.reset()
+    c = emu.conn()
+    send(emu, "GET", "/__emu/config", conn=c)
+    r = send_p(make(cheap, {}), conn=c)
+    c.close()
+    s = emu.stats()
+    check(N + "control request makes the connection reused", ok(r) and
+          s["requests_on_reused_connection"] == 1 and s["request_log"][0]["reused"] is True, s)
+
+    # executed vs by_action: rejected, faulted and replayed requests are not executed
+    emu.reset()
+    p = make(cheap, {})
+    bad = dict(p, Signature="AAAA" + p["Signature"][4:])
+    send_p(bad)                                      # bad signature
+    emu.faults({"kind": "throttle"})
+    send_p(make(cheap, {}))                          # vendor fault
+    emu.faults({"kind": "close"})
+    r1 = send_p(p)                                   # transport fault: never processed
+    r2 = send_p(p)                                   # so the same request runs now
+    r3 = send_p(p)                                   # and this is a replay
+    r4 = send_p(make(act, {}))                       # missing required parameters
+    s = emu.stats()
+    check(N + "close: not processed, same request ok after", dropped(r1) and ok(r2) and
+          replay(r3), (r1, r2, r3))
+    check(N + "missing params answered", not ok(r4), r4)
+    check(N + "by_action counts everything", s["by_action"] == {cheap: 5, act: 1}, s["by_action"])
+    check(N + "executed counts performed only", s["executed"] == {cheap: 1}, s["executed"])
+    check(N + "nonce_reused 1, dropped 0", s["nonce_reused"] == 1 and s["dropped"] == 0, s)
+    emu.faults({"kind": "drop_after"})
+    send_p(make(cheap, {}))
+    emu.reset()
+    s = emu.stats()
+    check(N + "reset clears executed etc.", s["executed"] == {} and s["dropped"] == 0 and
+          s["nonce_reused"] == 0 and s["requests_on_reused_connection"] == 0 and
+          s["faults_pending"] == [], s)
+
+    # fault validation
+    for bad_fault in ({"kind": "drop_after", "reused_only": "yes"},
+                      {"kind": "drop_after", "reused_onyl": True},
+                      {"kind": "no_task_id", "action": cheap}):
+        r = send(emu, "POST", "/__emu/faults", json.dumps({"faults": [bad_fault]}).encode())
+        check(N + "bad fault refused: %s" % json.dumps(bad_fault), r.status == 400 and
+              r.get("error"), r)
+    check(N + "nothing queued by refused faults", emu.stats()["faults_pending"] == [])
+
+
 def common_tests(emu, call, ok, name):
     """keep-alive, concurrency, latency; `call(conn=None)` makes one good request."""
     emu.reset()
@@ -636,6 +750,47 @@ def _aliyun_tests(emu):
     check(A + "bad fault kind refused", r.status == 400, r)
     check(A + "alive after bad input", ali(emu, "DescribeCdnService").status == 200)
 
+    ali_nonce_used = lambda r: (ali_err(r, 400, "SignatureNonceUsed") and  # noqa: E731
+                                r.get("Message") == "Specified signature nonce was used already.")
+    replay_tests(emu, A, lambda a, x: ali_params(a, x),
+                 lambda p, conn=None: ali_send(emu, p, conn=conn),
+                 lambda r: r.status == 200, ali_nonce_used,
+                 "AddCdnDomain", {"CdnType": "web", "DomainName": "new.example.com"},
+                 "DescribeCdnService")
+
+    # no_task_id: success without RefreshTaskId / PushTaskId, nothing recorded
+    emu.reset()
+    emu.faults({"kind": "no_task_id"})
+    r = ali(emu, "DescribeCdnService")
+    check(A + "no_task_id passed by other actions", r.status == 200 and
+          emu.stats()["faults_pending"] == [{"kind": "no_task_id", "count": 1}], r)
+    r = ali(emu, "RefreshObjectCaches", {"ObjectPath": "a.com/n1.jpg"})
+    check(A + "no_task_id refresh: 200 without RefreshTaskId", r.status == 200 and
+          isinstance(r.json, dict) and "RefreshTaskId" not in r.json and
+          len(r.get("RequestId", "")) == 36 and r.get("RequestId") != "OLD", r)
+    s = emu.stats()
+    check(A + "no_task_id refresh: nothing recorded, not executed", s["refreshed_urls"] == []
+          and "RefreshObjectCaches" not in s["executed"] and s["faults_pending"] == [], s)
+    r = ali(emu, "RefreshObjectCaches", {"ObjectPath": "a.com/n2.jpg"})
+    check(A + "no_task_id consumed: next refresh normal", r.status == 200 and
+          r.get("RefreshTaskId"), r)
+    emu.faults({"kind": "no_task_id", "action": "PushObjectCache"})
+    r = ali(emu, "RefreshObjectCaches", {"ObjectPath": "a.com/n3.jpg"})
+    check(A + "no_task_id action filter", r.status == 200 and r.get("RefreshTaskId"), r)
+    r = ali(emu, "PushObjectCache", {"ObjectPath": "a.com/p.jpg"})
+    check(A + "no_task_id push: 200 without PushTaskId", r.status == 200 and
+          isinstance(r.json, dict) and "PushTaskId" not in r.json and r.get("RequestId"), r)
+    emu.faults({"kind": "no_task_id"})
+    r = ali(emu, "RefreshObjectCaches", {"ObjectPath": "a.com/x", "ObjectType": "Bogus"})
+    check(A + "no_task_id: bad input still an error", ali_err(r, 400, "InvalidParameter"), r)
+    s = emu.stats()
+    check(A + "no_task_id: only real work recorded", s["refreshed_urls"] == [
+        "a.com/n2.jpg", "a.com/n3.jpg"] and s["prefetched_urls"] == [] and
+        s["executed"].get("RefreshObjectCaches") == 2 and "PushObjectCache" not in s["executed"]
+        and s["faults_pending"] == [], s)
+    r = ali(emu, "DescribeRefreshTasks")
+    check(A + "no_task_id: no task listed", r.get("TotalCount") == 2, r)
+
     enc = lambda p: "&".join(pct(k) + "=" + pct(v) for k, v in p.items())  # noqa: E731
     request_log_tests(emu, "/", enc(ali_params("DescribeCdnService")),
                       enc(ali_params("DescribeCdnService", method="POST")).encode(), A,
@@ -705,7 +860,8 @@ def _qcloud_tests(emu):
     nonce = 987654321
     check(Q + "nonce first", qc(emu, "DescribeCdnHosts", nonce=nonce).get("code") == 0)
     r = qc(emu, "DescribeCdnHosts", nonce=nonce)
-    check(Q + "nonce reuse", qc_err(r, 4500, "RequestReplay"), r)
+    check(Q + "nonce reuse", qc_err(r, 4500, "RequestReplay",
+                                    "(4500)request replayed or expired"), r)
     r = qc(emu, "DescribeCdnHosts", ts=int(time.time()) - 7300)
     check(Q + "stale timestamp", qc_err(r, 4500, "RequestReplay",
                                         "(4500)request replayed or expired"), r)
@@ -797,6 +953,44 @@ def _qcloud_tests(emu):
     r = send(emu, "GET", "/v2/index.php")
     check(Q + "no params", qc_err(r, 4000), r)
     check(Q + "alive after bad input", qc(emu, "DescribeCdnHosts").get("code") == 0)
+
+    replay_tests(emu, Q, lambda a, x: qc_params(a, x),
+                 lambda p, conn=None: qc_send(emu, p, conn=conn),
+                 lambda r: r.get("code") == 0,
+                 lambda r: qc_err(r, 4500, "RequestReplay", "(4500)request replayed or expired"),
+                 "AddCdnHost", {"host": "new.example.com", "projectId": "0", "hostType": "cname"},
+                 "DescribeCdnHosts")
+
+    # no_task_id: code 0 without data.task_id / data.task_ids, nothing recorded
+    emu.reset()
+    emu.faults({"kind": "no_task_id", "count": 3})
+    r = qc(emu, "DescribeCdnHosts", {"limit": "1"})
+    check(Q + "no_task_id passed by other actions", r.get("code") == 0 and
+          emu.stats()["faults_pending"] == [{"kind": "no_task_id", "count": 3}], r)
+    r = qc(emu, "RefreshCdnUrl", listp("urls", ["http://a.com/n1", "http://a.com/n2"]))
+    check(Q + "no_task_id RefreshCdnUrl", r.json == dict(QC_OK, data={"count": 2}), r)
+    r = qc(emu, "RefreshCdnDir", listp("dirs", ["http://a.com/d/"]))
+    check(Q + "no_task_id RefreshCdnDir", r.get("code") == 0 and
+          "task_id" not in r.get("data", {}), r)
+    r = qc(emu, "CdnPusherV2", listp("urls", ["http://a.com/p1"]))
+    check(Q + "no_task_id CdnPusherV2", r.get("code") == 0 and r.get("codeDesc") == "Success"
+          and "task_ids" not in r.get("data", {}), r)
+    s = emu.stats()
+    check(Q + "no_task_id: nothing recorded, not executed", s["refreshed_urls"] == [] and
+          s["refreshed_dirs"] == [] and s["prefetched_urls"] == [] and
+          s["faults_pending"] == [] and s["executed"] == {"DescribeCdnHosts": 1}, s)
+    emu.faults({"kind": "no_task_id", "action": "CdnUrlPusher"})
+    r = qc(emu, "RefreshCdnUrl", listp("urls", ["http://a.com/n3"]))
+    check(Q + "no_task_id action filter", r.get("code") == 0 and r["data"].get("task_id"), r)
+    r = qc(emu, "CdnUrlPusher", listp("urls", ["http://a.com/p2"]))
+    check(Q + "no_task_id CdnUrlPusher", r.json == dict(QC_OK, data={"count": 1}), r)
+    s = emu.stats()
+    check(Q + "no_task_id: only real work recorded", s["refreshed_urls"] == ["http://a.com/n3"]
+          and s["prefetched_urls"] == [] and s["executed"].get("RefreshCdnUrl") == 1 and
+          "CdnUrlPusher" not in s["executed"], s)
+    r = qc(emu, "GetCdnRefreshLog")
+    check(Q + "no_task_id: refresh log has the real task only",
+          r.get("data", {}).get("total") == 1, r)
 
     enc = lambda p: "&".join(pct(k) + "=" + pct(v) for k, v in p.items())  # noqa: E731
     request_log_tests(emu, "/v2/index.php",
