@@ -189,7 +189,7 @@ describe("retry and pacing are really applied", function()
       function() fake_qcloud(function() end, { retry = { base = true } }) end)
     raises_with("retry%.max must be seconds",
       function() fake_qcloud(function() end, { retry = { max = -1 } }) end)
-    raises_with("retry%.deadline must be seconds > 0",
+    raises_with("retry%.deadline must be a finite number of seconds > 0",
       function() fake_qcloud(function() end, { retry = { deadline = "x" } }) end)
   end)
 end)
