@@ -5,6 +5,9 @@ local cdnkit = require "cdnkit"
 local core = require "cdnkit.core"
 local emu = require "emu"
 
+-- slack for timing checks under ASan or valgrind (spec/run.sh sets it)
+local SLOW = os.getenv("CDNKIT_SLOW_OK") and 8 or 1
+
 local function raises_with(pattern, fn)
   local ok, err = pcall(fn)
   assert.is_false(ok, "expected an error matching " .. pattern)
@@ -71,7 +74,7 @@ describe("limits on the wire", function()
     local took = core.monotime() - t0
     assert.is_nil(res)
     assert.equal("timeout", err.code)
-    assert.is_true(took < 1.5, "took " .. took .. " s for a 1 s deadline")
+    assert.is_true(took < 1 + 0.5 * SLOW, "took " .. took .. " s for a 1 s deadline")
     c:close()
   end)
 

@@ -6,6 +6,9 @@ local cdnkit = require "cdnkit"
 local core = require "cdnkit.core"
 local emu = require "emu"
 
+-- slack for timing checks under ASan or valgrind (spec/run.sh sets it)
+local SLOW = os.getenv("CDNKIT_SLOW_OK") and 8 or 1
+
 local function urls(n, host)
   local t = {}
   for i = 1, n do t[i] = "http://" .. (host or "host-0001.example.com") .. "/r" .. i end
@@ -135,7 +138,7 @@ describe("purge reports", function()
     local took = core.monotime() - t0
     assert.is_true(sum.timed_out)
     assert.is_false(sum.complete)
-    assert.is_true(took < 0.5 + 2 + 0.5, "wait took " .. took .. " s")
+    assert.is_true(took < 0.5 + 2 + 0.5 * SLOW, "wait took " .. took .. " s")
     e:config { task_seconds = 0 }
     c:close()
   end)

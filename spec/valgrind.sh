@@ -1,20 +1,33 @@
 #!/bin/sh
-# spec/valgrind.sh - run spec/support/workload.lua (JSON, signing, transport
-# against the emulator, error paths, client close/gc) under valgrind; fail on
-# any memory error or definite/indirect leak.
+# spec/valgrind.sh - under valgrind, failing on any memory error or
+# definite/indirect leak:
+#   1. spec/support/workload.lua: JSON, signing, transport against the
+#      emulator, error paths, client close/gc;
+#   2. the reliability specs (duplicates, reports, limits): batches stopped
+#      mid-way, faults, memory budgets.
 LUA=${LUA:-lua5.4}
 log=$(mktemp)
-LUA_PATH="lua/?.lua;lua/?/init.lua;spec/support/?.lua;;" \
-LUA_CPATH="${CDNKIT_CPATH:-build/5.4/?.so};;" \
-env -u LOCPATH valgrind --quiet --error-exitcode=99 --leak-check=full \
-  --suppressions=spec/valgrind.supp \
-  --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
-  --log-file="$log" "$LUA" spec/support/workload.lua
-rc=$?
-if [ $rc -ne 0 ]; then
-  echo "valgrind: FAILED (exit $rc)"; cat "$log"
-else
-  echo "valgrind: no memory errors, no leaks"
+rc=0
+vg() {
+  LUA_PATH="lua/?.lua;lua/?/init.lua;spec/support/?.lua;;" \
+  LUA_CPATH="${CDNKIT_CPATH:-build/5.4/?.so};;" \
+  env -u LOCPATH CDNKIT_SLOW_OK=1 valgrind --quiet --error-exitcode=99 --leak-check=full \
+    --suppressions=spec/valgrind.supp \
+    --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
+    --log-file="$log" "$LUA" "$@"
+}
+if ! vg spec/support/workload.lua; then
+  echo "valgrind (workload): FAILED"; cat "$log"; rc=1
 fi
+out=$(mktemp)
+if vg /usr/bin/busted -o plainTerminal spec/reliability_duplicates_spec.lua \
+      spec/reliability_reports_spec.lua spec/reliability_limits_spec.lua >"$out" 2>&1 &&
+   grep -qE '^[0-9]+ successes / 0 failures / 0 errors' "$out"; then
+  :
+else
+  echo "valgrind (reliability specs): FAILED"; tail -n 30 "$out"; cat "$log"; rc=1
+fi
+rm -f "$out"
+[ $rc -eq 0 ] && echo "valgrind: no memory errors, no leaks (workload and reliability specs)"
 rm -f "$log"
 exit $rc

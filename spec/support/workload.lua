@@ -43,7 +43,7 @@ for _, vendor in ipairs { "aliyun", "qcloud" } do
   local kinds = { "badjson", "html", "truncated", "close", "http500", "throttle" }
   for _, k in ipairs(kinds) do
     e:reset()
-    e:faults { { kind = k, count = 2 } }
+    e:faults { { kind = k, count = 4 } } -- 2 attempts, each of which libcurl may resend once
     local res, err = c:call(vendor == "aliyun" and "DescribeCdnService" or "GetCdnMiddleSourceList", {})
     assert(res == nil and err ~= nil, k)
   end
