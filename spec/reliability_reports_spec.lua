@@ -143,6 +143,19 @@ describe("purge reports", function()
     c:close()
   end)
 
+  it("wait() reads the vendor's task list: 300 tasks in a few queries, not 300", function()
+    local c = emu.client(e, { rate = false })
+    local report = c:refresh { urls = urls(300), batch_size = 1, concurrency = 16 }
+    assert.is_true(report.ok)
+    local before = e:stats().by_action.DescribeRefreshTasks or 0
+    local sum = report:wait { timeout = 30, interval = 0.05 }
+    assert.is_true(sum.complete)
+    assert.equal(300, #sum.done)
+    local queries = (e:stats().by_action.DescribeRefreshTasks or 0) - before
+    assert.is_true(queries <= 300 / 50 + 1, queries .. " status queries")
+    c:close()
+  end)
+
   it("answers over the memory budget make the rest of a wave wait, and nothing is lost", function()
     local c = emu.client(e, { rate = false })
     local report = c:refresh { urls = urls(5000), batch_size = 250, concurrency = 8,

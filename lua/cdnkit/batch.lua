@@ -360,6 +360,44 @@ local function task_state(spec, items)
   return any_running and "running" or "done"
 end
 
+-- The rows of the vendor's task list (task_status.list) for the tasks in
+-- `group`, newest first, page by page until every one was seen, the list
+-- ends, or the deadline passes.  Returns { [task id] = { row, ... } }.
+local function list_states(client, st, spec, group, deadline, errs)
+  local L, A = spec.list, st.adapter
+  local want, missing = {}, 0
+  for _, t in ipairs(group) do
+    if not want[t.id] then want[t.id] = true; missing = missing + 1 end
+  end
+  local rows, page = {}, 1
+  while missing > 0 and core.monotime() < deadline do
+    local params = { [L.page] = page, [L.size] = L.size_max }
+    local flat, msg = validate.check(st.api, st.api_index[spec.action], params, A.list_form)
+    if not flat then
+      errs[#errs + 1] = errors.new(A.name, spec.action, { code = "json", message = msg })
+      break
+    end
+    local data, err = client_mod.invoke(client, spec.action, flat, true, deadline)
+    if not data then
+      errs[#errs + 1] = err
+      break
+    end
+    local items = paginate.dig(data, spec.items)
+    if type(items) ~= "table" or #items == 0 then break end
+    for _, row in ipairs(items) do
+      local id = type(row) == "table" and row[L.id] ~= nil and validate.id_string(row[L.id])
+      if id and want[id] then
+        if not rows[id] then rows[id] = {}; missing = missing - 1 end
+        table.insert(rows[id], row)
+      end
+    end
+    local total = L.total and tonumber(paginate.dig(data, L.total))
+    if total and page * L.size_max >= total then break end
+    page = page + 1
+  end
+  return rows
+end
+
 local function wait_opts(opts)
   if opts == nil then opts = {} end
   validate.only_keys(opts, { "timeout", "interval" }, "cdnkit: wait: ")
@@ -386,38 +424,69 @@ function report_mt:wait(opts, deadline)
   end
   deadline = deadline or core.monotime() + timeout
   local errs = {}
+  local function spec_of(t)
+    local spec = A.task_status and (A.task_status[t.kind] or A.task_status.default)
+    if not spec then
+      raise("cdnkit." .. A.name .. ": no task-status API is declared for " .. t.kind)
+    end
+    return spec
+  end
   while true do
-    local still = {}
-    for k, t in ipairs(todo) do
-      -- the deadline is checked before every query, so a long list of tasks
-      -- cannot hold the caller much beyond it (one request at most)
-      if core.monotime() >= deadline then
-        for m = k, #todo do still[#still + 1] = todo[m] end
-        break
+    local still, handled = {}, {}
+    -- the vendor's task list, where the adapter declares one: a page holds
+    -- the states of many tasks, so 1,000 tasks cost 20 queries, not 1,000
+    local groups, order = {}, {}
+    for _, t in ipairs(todo) do
+      local spec = spec_of(t)
+      if spec.list then
+        if not groups[spec] then groups[spec] = {}; order[#order + 1] = spec end
+        table.insert(groups[spec], t)
       end
-      local spec = A.task_status and (A.task_status[t.kind] or A.task_status.default)
-      if not spec then
-        raise("cdnkit." .. A.name .. ": no task-status API is declared for " .. t.kind)
+    end
+    for _, spec in ipairs(order) do
+      local group = groups[spec]
+      if #group > 1 then
+        local rows = list_states(self_client, st, spec, group, deadline, errs)
+        for _, t in ipairs(group) do
+          if rows[t.id] then
+            local s = task_state(spec, rows[t.id])
+            self.tasks[t.id] = s
+            handled[t] = true
+            if s == "running" then still[#still + 1] = t end
+          end
+        end
       end
-      local params = {}
-      for pk, v in pairs(spec.params or {}) do params[pk] = v end
-      params[spec.id_param] = t.id
-      local a = st.api_index[spec.action]
-      local flat, msg = validate.check(st.api, a, params, A.list_form)
-      local data, err
-      if flat then
-        data, err = client_mod.invoke(self_client, spec.action, flat, true, deadline)
-      else
-        err = errors.new(A.name, spec.action, { code = "json", message = "cannot query task " ..
-          tostring(t.id) .. ": " .. msg })
-      end
-      if data == nil then
-        errs[#errs + 1] = err
-        still[#still + 1] = t
-      else
-        local s = task_state(spec, paginate.dig(data, spec.items))
-        self.tasks[t.id] = s
-        if s == "running" then still[#still + 1] = t end
+    end
+    -- one query per task for the rest
+    for _, t in ipairs(todo) do
+      if not handled[t] then
+        -- the deadline is checked before every query, so a long list of
+        -- tasks cannot hold the caller much beyond it (one request at most)
+        if core.monotime() >= deadline then
+          still[#still + 1] = t
+        else
+          local spec = spec_of(t)
+          local params = {}
+          for pk, v in pairs(spec.params or {}) do params[pk] = v end
+          params[spec.id_param] = t.id
+          local a = st.api_index[spec.action]
+          local flat, msg = validate.check(st.api, a, params, A.list_form)
+          local data, err
+          if flat then
+            data, err = client_mod.invoke(self_client, spec.action, flat, true, deadline)
+          else
+            err = errors.new(A.name, spec.action, { code = "json", message = "cannot query task " ..
+              tostring(t.id) .. ": " .. msg })
+          end
+          if data == nil then
+            errs[#errs + 1] = err
+            still[#still + 1] = t
+          else
+            local s = task_state(spec, paginate.dig(data, spec.items))
+            self.tasks[t.id] = s
+            if s == "running" then still[#still + 1] = t end
+          end
+        end
       end
     end
     todo = still

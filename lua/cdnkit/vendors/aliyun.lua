@@ -173,11 +173,14 @@ A.quota = {
   remain = { refresh_url = "UrlRemain", refresh_dir = "DirRemain", prefetch = "PreloadRemain" },
 }
 
--- report:wait() polls this (data, not code): one query per task id
+-- report:wait() polls this (data, not code): the task list, newest first,
+-- 50 tasks a page (`list`), then one query per task id for any not seen
 A.task_status = {
   default = {
     action = "DescribeRefreshTasks", id_param = "TaskId", items = "Tasks.CDNTask",
     field = "Status", done = { Complete = true }, failed = { Failed = true },
+    list = { page = "PageNumber", size = "PageSize", size_max = 50, id = "TaskId",
+             total = "TotalCount" },
   },
 }
 
