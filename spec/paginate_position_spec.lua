@@ -44,6 +44,19 @@ describe("pagination page positions", function()
     assert.matches("reports PageNumber 1 %(the server ignores PageNumber%)", err.message)
   end)
 
+  it("items that differ only in nested fields are different items", function()
+    local c = client(function(page)
+      local items = setmetatable({}, core.array_mt)
+      for i = 1, (page < 3 and 50 or 20) do
+        items[i] = { Sources = { Source = { { Content = "1.1.1." .. ((page - 1) * 50 + i) } } } }
+      end
+      return { PageNumber = page, TotalCount = 120, Domains = { PageData = items } }
+    end)
+    local n = 0
+    for _ in c:each("DescribeUserDomains", {}) do n = n + 1 end
+    assert.equal(120, n)
+  end)
+
   it("raises when a page starts where the previous one did, even with a total", function()
     local c = client(function()
       return { TotalCount = 120, Domains = { PageData = domains(1, 50) } }

@@ -37,6 +37,9 @@ describe("options are checked when the client is made", function()
       raises_with("retry%.deadline must be a finite number of seconds > 0", aliyun { retry = { deadline = bad } })
     end
   end)
+  it("user_agent cannot smuggle a header in", function()
+    raises_with("option 'user_agent' must not contain line breaks", aliyun { user_agent = "x\r\nX-Evil: 1" })
+  end)
   it("an endpoint is scheme://host[:port] and nothing else", function()
     local cases = {
       { "http://a b.com", "must not contain spaces" },
@@ -76,6 +79,44 @@ describe("limits on the wire", function()
     assert.equal("timeout", err.code)
     assert.is_true(took < 1 + 0.5 * SLOW, "took " .. took .. " s for a 1 s deadline")
     c:close()
+  end)
+
+  it("a pacing slot after the deadline is not waited for", function()
+    local c = emu.client(e, { rate = 0.2, retry = { deadline = 1 } })
+    assert.is_table((c:DescribeCdnService {})) -- takes the one token; the next is 5 s away
+    local t0 = core.monotime()
+    local res, err = c:DescribeCdnService {}
+    assert.is_nil(res)
+    assert.equal("timeout", err.code)
+    assert.is_false(err.sent)
+    assert.is_true(core.monotime() - t0 < 0.5)
+    assert.equal(1, e:stats().requests)
+    c:close()
+  end)
+
+  it("headers over 256 KiB are an overflow, not retried", function()
+    local c = emu.client(e, { retry = { attempts = 3, base = 0.001, max = 0.001 } })
+    e:faults { { kind = "hugeheader", count = 3 } }
+    local res, err = c:DescribeCdnService {}
+    assert.is_nil(res)
+    assert.is_true(err.overflow)
+    assert.matches("headers larger than", err.message)
+    assert.equal(1, err.attempts)
+    c:close()
+  end)
+
+  it("send_many reads every request before the first starts", function()
+    local t = core.curl()
+    local reqs = {
+      { url = e.url .. "/__emu/stats" },
+      { url = e.url .. "/__emu/stats", headers = { ["X-A"] = "a\r\nX-B: b" } },
+    }
+    e:reset()
+    local ok, err = pcall(t.send_many, t, reqs, 2)
+    assert.is_false(ok)
+    assert.matches("header 'X%-A' has a bad name or a line break", err)
+    assert.equal(0, e:stats().connections_accepted)
+    t:close()
   end)
 
   it("an answer over max_body is not retried (it is not transient)", function()

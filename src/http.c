@@ -192,8 +192,10 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
     size_t n = size * nmemb;
     if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0)
         x->hdrs->len = 0; /* a new response (after 100-continue or redirect) */
-    if (x->hdrs->len + n > MAX_HEADER_BYTES)
+    if (x->hdrs->len + n > MAX_HEADER_BYTES) {
+        x->overflow = 2; /* headers: not transient either */
         return 0;
+    }
     if (!cdk_buf_add(x->hdrs, ptr, n))
         return 0;
     return n;
@@ -570,9 +572,19 @@ static void note_failure(CURL *e, CURLcode rc, const xfer *x, failure *f)
     f->rc = rc;
     f->setup = 0;
     f->overflow = x->overflow;
+    /* libcurl reports a header line over its own limit (100 KB) as
+       CURLE_OUT_OF_MEMORY: an oversized answer, not a transient failure */
+    if (rc == CURLE_OUT_OF_MEMORY && !f->overflow)
+        f->overflow = 3;
     f->sent = reqsize > 0;
     f->limit = x->limit;
-    if (x->overflow)
+    if (f->overflow == 3)
+        snprintf(f->msg, sizeof(f->msg),
+                 "response headers larger than libcurl accepts (or out of memory)");
+    else if (x->overflow == 2)
+        snprintf(f->msg, sizeof(f->msg), "response headers larger than %d bytes",
+                 MAX_HEADER_BYTES);
+    else if (x->overflow)
         snprintf(f->msg, sizeof(f->msg), "response body larger than %lu bytes",
                  (unsigned long)x->limit);
     else if (rc == CURLE_OK)
@@ -627,6 +639,8 @@ static int perform(lua_State *L, int always_headers)
     cdk_curl *t = check_open(L, 1);
     cdk_scratch *box;
     reqinfo ri;
+    if (t->busy > 0)
+        return luaL_error(L, "cdnkit: the curl transport is busy (called again during send_many)");
     char why[160];
     CURLcode rc;
     long status = 0;
@@ -636,9 +650,13 @@ static int perform(lua_State *L, int always_headers)
        raise (out of memory) or run a finalizer that closes this transport,
        and neither may leak or free what we are reading */
     box = cdk_scratch_new(L);
-    read_request(L, 2, &ri, &t->x);
     if (t->closed || t->close_pending) /* a finalizer closed us meanwhile */
         return luaL_error(L, "cdnkit: the curl transport is closed");
+    read_request(L, 2, &ri, &t->x);
+    if (t->closed || t->close_pending) {
+        xfer_clear(&t->x); /* the header list read_request made */
+        return luaL_error(L, "cdnkit: the curl transport is closed");
+    }
     if (t->easy == NULL) {
         t->easy = curl_easy_init();
         if (t->easy == NULL)
@@ -844,6 +862,15 @@ static int send_many_impl(lua_State *L)
         pr[i].group = (int)g;
         pr[i].started = 0;
     }
+    /* every request is read once before any transfer starts: a usage
+       mistake in request 7 raises before request 1 is sent */
+    for (i = 0; i < n; i++) {
+        reqinfo ri;
+        lua_rawgeti(L, 2, i + 1);
+        read_request(L, -1, &ri, &t->x);
+        lua_pop(L, 1);
+    }
+    xfer_clear(&t->x);
     lua_createtable(L, n, 0);
     results = lua_gettop(L);
     if (n == 0)

@@ -399,8 +399,11 @@ static int s_acs3_hmac_sha256(lua_State *L)
     const char *sts;
     unsigned char mac[32];
     unsigned ml;
-    cdk_client *c = cdk_client_check_secret(L, 1);
-    sts = luaL_checklstring(L, 2, &n);
+    cdk_client *c;
+    cdk_client_check_secret(L, 1);
+    sts = luaL_checklstring(L, 2, &n); /* may allocate: a finalizer may run */
+    /* no Lua call from here to the end of the MAC: the client stays open */
+    c = cdk_client_check_secret(L, 1);
     ml = mac_run(keyed(c, CDK_KEY_SHA256), sts, n, mac);
     if (ml == 0)
         return luaL_error(L, "cdnkit: signing failed (out of memory or OpenSSL error)");
@@ -452,14 +455,17 @@ static int s_tc3_hmac_sha256(lua_State *L)
     const char *date, *svc, *sts;
     unsigned char mac[32];
     unsigned ml;
-    cdk_client *c = cdk_client_check_secret(L, 1);
-    date = luaL_checklstring(L, 2, &dl);
+    cdk_client *c;
+    cdk_client_check_secret(L, 1);
+    date = luaL_checklstring(L, 2, &dl); /* these may allocate: a finalizer may run */
     svc = luaL_checklstring(L, 3, &sl);
     sts = luaL_checklstring(L, 4, &n);
     if (dl != 10 || date[4] != '-' || date[7] != '-')
         return luaL_argerror(L, 2, "date YYYY-MM-DD expected");
     if (sl == 0 || sl > 64 || memchr(svc, '/', sl) != NULL)
         return luaL_argerror(L, 3, "service name expected");
+    /* no Lua call from here to the end of the MAC: the client stays open */
+    c = cdk_client_check_secret(L, 1);
     ml = mac_run(tc3_key(c, date, dl, svc, sl), sts, n, mac);
     if (ml == 0)
         return luaL_error(L, "cdnkit: signing failed (out of memory or OpenSSL error)");

@@ -136,15 +136,39 @@ local function send_round(items, max_bytes)
       lg.nb[k] = it.not_before or 0
     end
   end
+  -- a failure of one transport fails its own requests, not the others':
+  -- answers already received are kept
+  local function failed_all(idx, message, sent)
+    for _, i in ipairs(idx) do
+      results[i] = { err = { code = sent and "internal" or "not_sent", message = message,
+                             sent = sent } }
+    end
+  end
   for _, g in ipairs(lua_order) do
     local lg = lua_groups[g]
-    local rs = transport.lua_many(g.st, lg.reqs, g.conc, { not_before = lg.nb }, g.st.sleep)
-    for k, i in ipairs(lg.idx) do results[i] = rs[k] end
+    local ok, rs = pcall(transport.lua_many, g.st, lg.reqs, g.conc, { not_before = lg.nb },
+      g.st.sleep)
+    if ok then
+      for k, i in ipairs(lg.idx) do results[i] = rs[k] end
+    else
+      failed_all(lg.idx, "the transport failed: " .. tostring(rs), true)
+    end
   end
   if #curl_reqs > 0 then
     if total > 256 then total = 256 end -- the C core's ceiling; group limits still apply
-    local res = runner:send_many(curl_reqs, total, sched)
-    for k, i in ipairs(curl_idx) do results[i] = res[k] end
+    if runner:is_closed() then
+      -- closed (e.g. by a trace callback or a finalizer): nothing was sent
+      failed_all(curl_idx, "the client was closed before this request was sent", false)
+    else
+      local ok, res = pcall(runner.send_many, runner, curl_reqs, total, sched)
+      if ok then
+        for k, i in ipairs(curl_idx) do results[i] = res[k] end
+      else
+        -- every request is checked before the first starts, so a failure
+        -- here came mid-flight (out of memory, libcurl): any may have run
+        failed_all(curl_idx, "the transfer loop failed: " .. tostring(res), true)
+      end
+    end
   end
   return results
 end
@@ -209,15 +233,26 @@ local function run(groups, max_bytes, all)
     local now = core.monotime()
     local wave, rest, taken = {}, {}, {}
     local next_due = math.huge
+    local paced_due = {} -- vendor -> when its next batch fits the pacing window
     for _, it in ipairs(queue) do
       local g = it.group
       local n = taken[g] or 0
-      local due = it.due
+      local due = math.max(it.due, paced_due[g] or 0)
+      local take = false
       if due <= now and n < g.conc * WAVE then
-        local slot = pace.ready_at(g.st, it.job.action, now)
-        if slot > now + PACE_WINDOW then due = slot - PACE_WINDOW end
+        -- reserve the pacing slot now: a wave takes only what can start
+        -- within PACE_WINDOW of being signed (a signature carries a timestamp)
+        local slot = pace.reserve(g.st, it.job.action, now) or now
+        if slot > now + PACE_WINDOW then
+          pace.release(g.st, it.job.action)
+          paced_due[g] = slot - PACE_WINDOW
+          due = paced_due[g]
+        else
+          it.not_before = slot
+          take = true
+        end
       end
-      if due <= now and n < g.conc * WAVE then
+      if take then
         taken[g] = n + 1
         wave[#wave + 1] = it
       else
@@ -235,7 +270,6 @@ local function run(groups, max_bytes, all)
         it.req, j.meta = g.A.build(g.client, g.st, j.plan, j.flat, {})
         it.req.idempotent = j.idempotent and true or false
         if g.st.trace then client_mod.trace_request(g.st, j.action, it.req) end
-        it.not_before = pace.reserve(g.st, j.action)
       end
       for _, it in ipairs(wave) do it.flying = true end
       local results = send_round(wave, max_bytes)
@@ -245,6 +279,7 @@ local function run(groups, max_bytes, all)
         local rep = g.report
         local r = results[i]
         it.flying = nil
+        it.not_before = nil
         if r and r.deferred then
           -- not started (the wave's answers filled the memory budget): next wave
           j.attempts = j.attempts - 1
@@ -370,7 +405,10 @@ local function list_states(client, st, spec, group, deadline, errs)
     if not want[t.id] then want[t.id] = true; missing = missing + 1 end
   end
   local rows, page = {}, 1
-  while missing > 0 and core.monotime() < deadline do
+  -- newest first: the tasks of a report are near the top; a few more pages
+  -- than they fill, then the per-task queries take over
+  local max_pages = math.ceil(missing / L.size_max) + 2
+  while missing > 0 and page <= max_pages and core.monotime() < deadline do
     local params = { [L.page] = page, [L.size] = L.size_max }
     local flat, msg = validate.check(st.api, st.api_index[spec.action], params, A.list_form)
     if not flat then
@@ -497,6 +535,9 @@ function report_mt:wait(opts, deadline)
   -- batches the vendor never accepted were not purged: the purge is not complete
   local sum = { done = {}, failed = {}, running = {}, untracked = untracked, errors = errs,
                 failed_batches = #self.failed }
+  for _, t in ipairs(todo) do
+    if self.tasks[t.id] == nil then self.tasks[t.id] = "running" end -- never answered yet
+  end
   for id, s in pairs(self.tasks) do table.insert(sum[s], id) end
   for _, k in ipairs { "done", "failed", "running" } do table.sort(sum[k]) end
   sum.timed_out = #todo > 0

@@ -140,11 +140,21 @@ local function invoke(self, st, P, flat, idempotent, until_t)
     policy = p
   end
   if policy.deadline then t0 = monotime() end
+  local last
   while true do
     n = n + 1
     if st.rate ~= false then
       local at = pace.reserve(st, name)
       if at then
+        if t0 and at - t0 >= policy.deadline then
+          -- the pacing slot comes after the deadline: do not wait for it
+          pace.release(st, name)
+          if last then return nil, last end
+          return nil, errors.new(A.name, name, {
+            code = "timeout", sent = false, ambiguous = false, retryable = false, attempts = 0,
+            message = "not sent: the deadline comes before this request's pacing slot",
+          })
+        end
         local w = at - monotime()
         if w > 0 then st.sleep(w) end
       end
@@ -162,9 +172,10 @@ local function invoke(self, st, P, flat, idempotent, until_t)
     local data, err, headers = M.outcome(st, name, meta, send(st, req))
     if data ~= nil then return data end
     err.attempts = n
+    last = err
     M.judge_replay(st, err, meta, headers, idempotent)
     if err.clock and not clock_fixed and (idempotent or not err.ambiguous) and
-       learn_clock(st, headers) then
+       (not t0 or monotime() - t0 < policy.deadline) and learn_clock(st, headers) then
       -- the vendor rejected our timestamp: take its clock from the Date
       -- header and resend at once (one extra attempt, no backoff)
       clock_fixed = true
@@ -431,6 +442,9 @@ local function check_options(A, opts)
   end
   if opts.max_body ~= nil and not (opts.max_body >= 1 and opts.max_body <= 2 ^ 30) then
     raise("cdnkit." .. A.name .. ": option 'max_body' must be 1 .. 2^30 bytes")
+  end
+  if opts.user_agent and opts.user_agent:find("[%z\r\n]") then
+    raise("cdnkit." .. A.name .. ": option 'user_agent' must not contain line breaks or NUL")
   end
   if opts.rate and not (opts.rate > 0 and opts.rate <= 1e6) then
     raise("cdnkit." .. A.name .. ": option 'rate' must be requests per second (> 0) or false")

@@ -84,6 +84,13 @@ function M.reserve(st, action, now)
   return at
 end
 
+--- Give back the token reserve() took for `action` (the request was not
+-- sent after all).
+function M.release(st, action)
+  local list = buckets(st, action)
+  for _, b in ipairs(list or {}) do b.tokens = math.min(b.burst, b.tokens + 1) end
+end
+
 --- The earliest time a request of `action` could start, reserving nothing.
 function M.ready_at(st, action, now)
   local list = buckets(st, action)

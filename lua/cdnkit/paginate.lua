@@ -22,22 +22,28 @@ local function dig(t, path)
 end
 M.dig = dig
 
--- A cheap identity of a page's first item: its scalar fields in key order
--- (no JSON encoding of whole pages).  Two pages starting with the same item
--- mean the server ignored the page position.
-local function fingerprint(item)
-  if type(item) ~= "table" then return tostring(item) end
+-- A cheap identity of a page's first item: its scalar values, and those of
+-- the tables in it, in key order (no JSON encoding of whole pages).  Two
+-- pages starting with the same item mean the server ignored the page
+-- position.
+local function fingerprint(item, depth)
+  depth = depth or 0
+  local t = type(item)
+  if t ~= "table" then return tostring(item) end
+  if depth >= 8 then return "{}" end
   local keys = {}
-  for k, v in pairs(item) do
-    local tv = type(v)
-    if type(k) == "string" and (tv == "string" or tv == "number" or tv == "boolean") then
-      keys[#keys + 1] = k
-    end
-  end
-  table.sort(keys)
+  for k in pairs(item) do keys[#keys + 1] = k end
+  table.sort(keys, function(x, y)
+    local tx, ty = type(x), type(y)
+    if tx ~= ty then return tx < ty end
+    if tx == "number" or tx == "string" then return x < y end
+    return false
+  end)
   local parts = {}
-  for i, k in ipairs(keys) do parts[i] = k .. "=" .. tostring(item[k]) end
-  return table.concat(parts, "\0")
+  for i, k in ipairs(keys) do
+    parts[i] = tostring(k) .. "=" .. fingerprint(item[k], depth + 1)
+  end
+  return "{" .. table.concat(parts, "\0") .. "}"
 end
 
 local function paginated(self, action)
