@@ -51,6 +51,7 @@ local function signer(name)
 end
 local aliyun_v2, qcloud_v2 = signer("aliyun_rpc_v2"), signer("qcloud_v2")
 local acs3, tc3 = signer("acs3_hmac_sha256"), signer("tc3_hmac_sha256")
+local cnc, wangsu_basic = signer("cnc_hmac_sha256"), signer("wangsu_basic")
 
 -- The schemes: { name, baseline hash ("sha1" | "sha256"), function that signs once }.
 -- The ratio printed is that function's ns/op over bare HMAC() of the baseline
@@ -66,6 +67,10 @@ local SCHEMES = {
     acs3 and function() return acs3(client, STS) end },
   { "tc3_hmac_sha256 core signer", "sha256",
     tc3 and function() return tc3(client, "2015-08-06", "cdn", STS) end },
+  { "cnc_hmac_sha256 core signer", "sha256",
+    cnc and function() return cnc(client, STS) end },
+  { "wangsu_basic core signer (Date)", "sha1",
+    wangsu_basic and function() return wangsu_basic(client, "Thu, 01 Jan 2015 00:00:00 GMT") end },
   { "qcloud_v2 core signer (own sts)", "sha1", qcloud_v2 and function()
     return qcloud_v2(client, QPARAMS, "GET", "cdn.api.qcloud.com", "/v2/index.php", "sha1") end },
   { "core.hmac sha1 (Lua->C)", "sha1",

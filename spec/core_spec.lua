@@ -60,7 +60,8 @@ describe("cdnkit.core", function()
       return core.new_client(core.client_class("x", {}), { key_id = id, secret = secret })
     end
     it("are registered by name", function()
-      for _, name in ipairs { "aliyun_rpc_v2", "qcloud_v2", "acs3_hmac_sha256", "tc3_hmac_sha256" } do
+      for _, name in ipairs { "aliyun_rpc_v2", "qcloud_v2", "acs3_hmac_sha256", "tc3_hmac_sha256",
+                              "cnc_hmac_sha256", "wangsu_basic" } do
         assert.is_function(core.signers[name], name)
       end
     end)
@@ -82,6 +83,23 @@ describe("cdnkit.core", function()
       local ok, err = pcall(core.signers.tc3_hmac_sha256, c, "25.02.2019", "cvm", sts)
       assert.is_false(ok)
       assert.matches("date YYYY-MM-DD expected", err, 1, true)
+    end)
+    it("cnc_hmac_sha256: Wangsu's AK/SK scheme (the SDK's own result for these inputs)", function()
+      local c = client("testAK", "testSK")
+      local canonical = "POST\n/api/report/domainflow\n\ncontent-type:application/json\n" ..
+        "host:open.chinanetcenter.com\n\ncontent-type;host\n" ..
+        core.sha256_hex('{"domain-list": {"domain-name": ["www.example.com"]}}')
+      assert.equal("4e2c7c9474a3929ebab56550abde8f4361badaaf6afa9e8b765f9793076c2d3b",
+        core.sha256_hex(canonical))
+      assert.equal("59531ceb688975c1b68609c22bb67ef460cc1fe80b4a68686f7cc0f253372f1d",
+        core.signers.cnc_hmac_sha256(c, "CNC-HMAC-SHA256\n1700000000\n" .. core.sha256_hex(canonical)))
+    end)
+    it("wangsu_basic: Wangsu's legacy Date + HMAC-SHA1 password", function()
+      local c = client("testuser", "testapikey")
+      local password = core.signers.wangsu_basic(c, "Thu, 01 Jan 2015 00:00:00 GMT")
+      assert.equal("/98DiKVEmZsk2CuJDtHeS+aARGE=", password)
+      assert.equal("dGVzdHVzZXI6Lzk4RGlLVkVtWnNrMkN1SkR0SGVTK2FBUkdFPQ==",
+        core.b64encode("testuser:" .. password))
     end)
     it("qcloud_v2: Tencent's signature v1 document example (HmacSHA1)", function()
       local c = client("AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE", "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE")

@@ -30,6 +30,12 @@
  *   signature mismatch's diff), saving three strings per ordinary call.
  *   acs3_hmac_sha256(client, string_to_sign) -> hex signature
  *       Alibaba signature v3: hex(HMAC-SHA256(secret, string_to_sign)).
+ *   cnc_hmac_sha256(client, string_to_sign) -> hex signature
+ *       Wangsu / CDNetworks AK/SK: hex(HMAC-SHA256(secret, string_to_sign)),
+ *       the string being "CNC-HMAC-SHA256\n<timestamp>\n<hex sha256(canonical)>".
+ *   wangsu_basic(client, date) -> base64 password
+ *       Wangsu's legacy scheme: base64(HMAC-SHA1(apikey, Date header)), the
+ *       password of "Authorization: Basic base64(user:password)".
  *   tc3_hmac_sha256(client, date, service, string_to_sign) -> hex signature
  *       Tencent API 3.0: kDate = HMAC("TC3"..secret, date),
  *       kService = HMAC(kDate, service), kSigning = HMAC(kService, "tc3_request"),
@@ -410,6 +416,32 @@ static int s_acs3_hmac_sha256(lua_State *L)
     return push_hex(L, mac, ml);
 }
 
+/* wangsu_basic(client, date) -> base64(HMAC-SHA1(secret, date)) */
+static int s_wangsu_basic(lua_State *L)
+{
+    size_t n;
+    const char *date;
+    unsigned char mac[32];
+    unsigned ml;
+    char out[64];
+    cdk_buf b;
+    cdk_client *c;
+    cdk_client_check_secret(L, 1);
+    date = luaL_checklstring(L, 2, &n); /* may allocate: a finalizer may run */
+    c = cdk_client_check_secret(L, 1);
+    ml = mac_run(keyed(c, CDK_KEY_SHA1), date, n, mac);
+    if (ml == 0)
+        return luaL_error(L, "cdnkit: signing failed (out of memory or OpenSSL error)");
+    b.p = out;
+    b.len = 0;
+    b.cap = sizeof(out);
+    b.failed = 0;
+    cdk_buf_add_b64(&b, mac, ml);
+    cdk_wipe(mac, sizeof(mac));
+    lua_pushlstring(L, out, b.len);
+    return 1;
+}
+
 /* kSigning for (date, service), derived from "TC3"..secret and cached */
 static EVP_MAC_CTX *tc3_key(cdk_client *c, const char *date, size_t dl, const char *svc, size_t sl)
 {
@@ -478,6 +510,10 @@ static const luaL_Reg SCHEMES[] = {
     {"qcloud_v2", s_qcloud_v2},
     {"acs3_hmac_sha256", s_acs3_hmac_sha256},
     {"tc3_hmac_sha256", s_tc3_hmac_sha256},
+    /* the same primitive as ACS3 (HMAC-SHA256 of the string, hex), under
+       Wangsu's name: adapters name the scheme they document */
+    {"cnc_hmac_sha256", s_acs3_hmac_sha256},
+    {"wangsu_basic", s_wangsu_basic},
     {NULL, NULL},
 };
 

@@ -64,7 +64,7 @@ local many = t:send_many({ { url = "http://127.0.0.1:1/" }, { url = "http://127.
                          2, { not_before = { 0, core.monotime() }, group = { 1, 1 }, limits = { 1 } })
 assert(many[1].err and many[2].err)
 -- every signing scheme, including the derived-key one, then close and collect
-for _, name in ipairs { "acs3_hmac_sha256", "tc3_hmac_sha256" } do
+for _, name in ipairs { "acs3_hmac_sha256", "tc3_hmac_sha256", "cnc_hmac_sha256", "wangsu_basic" } do
   local c = core.new_client(core.client_class("w", {}), { key_id = "k", secret = "s" })
   if name == "tc3_hmac_sha256" then
     assert(core.signers[name](c, "2024-01-01", "cdn", "x"))
