@@ -108,7 +108,8 @@ function M.get(name)
   local index = require "cdnkit.vendors.index"
   for _, v in ipairs(index) do if v == name then known = true end end
   if not known then
-    error("cdnkit: unknown vendor '" .. tostring(name) .. "' (" .. table.concat(index, ", ") .. ")", 2)
+    require("cdnkit.errors").raise("cdnkit: unknown vendor '" .. tostring(name) .. "' (" ..
+      table.concat(index, ", ") .. ")")
   end
   local file = "lua/cdnkit/vendors/" .. name .. ".lua"
   A = M.check(require("cdnkit.vendors." .. name), file)
