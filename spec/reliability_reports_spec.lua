@@ -198,3 +198,35 @@ describe("the curl transport's memory budget and setup failures", function()
     t:close()
   end)
 end)
+
+describe("qcloud v2 purge reports", function()
+  local e
+  setup(function() e = emu.start("qcloud", { task_seconds = 0 }) end)
+  teardown(function() e:stop() end)
+
+  it("wait() reads the refresh log over the purge's time window: one query for many tasks", function()
+    local c = emu.client(e, { rate = false })
+    local report = c:refresh { urls = urls(120), batch_size = 1, concurrency = 16 }
+    assert.is_true(report.ok)
+    assert.equal(120, #report.task_ids)
+    local before = e:stats().by_action.GetCdnRefreshLog or 0
+    local sum = report:wait { timeout = 30, interval = 0.05 }
+    assert.is_true(sum.complete)
+    assert.equal(120, #sum.done)
+    local queries = (e:stats().by_action.GetCdnRefreshLog or 0) - before
+    assert.is_true(queries <= 2, queries .. " status queries")
+    c:close()
+  end)
+
+  it("an answer without task_id is bad_response (emulator fault)", function()
+    local c = emu.client(e, { rate = false })
+    e:faults { { kind = "no_task_id", count = 1 } }
+    local report = c:refresh { urls = urls(10) }
+    assert.is_false(report.ok)
+    assert.equal("bad_response", report.failed[1].err.code)
+    assert.equal(10, #report.failed[1].urls)
+    assert.is_false(report:wait { timeout = 0.5, interval = 0.05 }.complete)
+    c:close()
+  end)
+end)
+

@@ -94,7 +94,8 @@ local function plan(self, kinds, opts)
   return {
     client = self, st = st, A = A, jobs = jobs, conc = conc, policy = policy,
     report = setmetatable({ vendor = A.name, client = self, ok = true, batches = #jobs, done = 0,
-                            failed = {}, task_ids = {}, results = {} }, report_mt),
+                            failed = {}, task_ids = {}, results = {}, started = core.now() },
+                          report_mt),
   }
 end
 
@@ -398,7 +399,13 @@ end
 -- The rows of the vendor's task list (task_status.list) for the tasks in
 -- `group`, newest first, page by page until every one was seen, the list
 -- ends, or the deadline passes.  Returns { [task id] = { row, ... } }.
-local function list_states(client, st, spec, group, deadline, errs)
+-- "YYYY-MM-DD hh:mm:ss" in China Standard Time (UTC+8), as the Chinese
+-- vendors' date-range parameters take it
+local function cst(t)
+  return (core.iso8601(t + 8 * 3600):gsub("T", " "):sub(1, 19))
+end
+
+local function list_states(client, st, spec, group, deadline, errs, started)
   local L, A = spec.list, st.adapter
   local want, missing = {}, 0
   for _, t in ipairs(group) do
@@ -406,10 +413,21 @@ local function list_states(client, st, spec, group, deadline, errs)
   end
   local rows, page = {}, 1
   -- newest first: the tasks of a report are near the top; a few more pages
-  -- than they fill, then the per-task queries take over
-  local max_pages = math.ceil(missing / L.size_max) + 2
+  -- than they fill, then the per-task queries take over.  A list without
+  -- pages (a time window instead) is one query.
+  local max_pages = L.page and (math.ceil(missing / L.size_max) + 2) or 1
   while missing > 0 and page <= max_pages and core.monotime() < deadline do
-    local params = { [L.page] = page, [L.size] = L.size_max }
+    local params = {}
+    if L.page then
+      params[L.page], params[L.size] = page, L.size_max
+    end
+    if L.since then
+      -- from a little before the report's first purge to now, in the
+      -- server's clock and the vendor's time zone
+      local off = st.clock_offset or 0
+      params[L.since.from] = cst((started or core.now()) + off - 300)
+      params[L.since.to] = cst(core.now() + off + 60)
+    end
     local flat, msg = validate.check(st.api, st.api_index[spec.action], params, A.list_form)
     if not flat then
       errs[#errs + 1] = errors.new(A.name, spec.action, { code = "json", message = msg })
@@ -430,7 +448,7 @@ local function list_states(client, st, spec, group, deadline, errs)
       end
     end
     local total = L.total and tonumber(paginate.dig(data, L.total))
-    if total and page * L.size_max >= total then break end
+    if not L.page or (total and page * L.size_max >= total) then break end
     page = page + 1
   end
   return rows
@@ -484,7 +502,7 @@ function report_mt:wait(opts, deadline)
     for _, spec in ipairs(order) do
       local group = groups[spec]
       if #group > 1 then
-        local rows = list_states(self_client, st, spec, group, deadline, errs)
+        local rows = list_states(self_client, st, spec, group, deadline, errs, self.started)
         for _, t in ipairs(group) do
           if rows[t.id] then
             local s = task_state(spec, rows[t.id])

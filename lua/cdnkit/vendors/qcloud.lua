@@ -187,6 +187,8 @@ end
 local refresh_log = {
   action = "GetCdnRefreshLog", id_param = "taskId", items = "data.logs",
   field = "status", done = { [1] = true }, failed_below = 0,
+  -- every task of a time window in one query (rows name their task by id)
+  list = { id = "id", since = { from = "startDate", to = "endDate" } },
 }
 A.task_status = {
   refresh_url = refresh_log,
