@@ -349,7 +349,8 @@ local function execute(groups, max_bytes)
   end
   local ok, waves = pcall(run, groups, max_bytes, all)
   if not ok then
-    local why = tostring(waves)
+    -- the reason, without the position inside cdnkit's own files
+    local why = tostring(waves):gsub("^[^\n]-%.lua:%d+: ", "")
     for _, it in ipairs(all) do
       if it.open then
         local g, j = it.group, it.job
@@ -626,6 +627,7 @@ function M.install(methods, A)
     if opts.check_quota then
       local ok, err = check_quota(g, kinds)
       if not ok then return nil, err end
+      g.report.quota_checked = true
     end
     execute({ g }, batch_bytes(opts))
     return g.report

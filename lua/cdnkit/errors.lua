@@ -17,6 +17,10 @@ function mt.__tostring(e)
   if e.request_id then extra[#extra + 1] = "request id " .. e.request_id end
   if e.page then extra[#extra + 1] = "page " .. e.page end
   if #extra > 0 then parts[#parts + 1] = " (" .. table.concat(extra, ", ") .. ")" end
+  if e.ambiguous and e.sent ~= false then
+    parts[#parts + 1] = "\n  the request may have taken effect" ..
+      (e.retryable and "" or "; it was not sent again")
+  end
   if e.hint then parts[#parts + 1] = "\n  hint: " .. e.hint end
   if e.diff then parts[#parts + 1] = "\n" .. e.diff end
   return table.concat(parts)
