@@ -64,27 +64,6 @@ static int l_b64encode(lua_State *L)
     return push_scratch(L, sc);
 }
 
-static int push_digest(lua_State *L, const unsigned char *md, unsigned n, int enc)
-{
-    char out[96];
-    cdk_buf b;
-    if (enc == 2) {
-        lua_pushlstring(L, (const char *)md, n);
-        return 1;
-    }
-    /* at most 32 bytes: encode on the stack, no heap */
-    b.p = out;
-    b.len = 0;
-    b.cap = sizeof(out);
-    b.failed = 0;
-    if (enc == 0)
-        cdk_buf_add_b64(&b, md, n);
-    else
-        cdk_buf_add_hex(&b, md, n);
-    lua_pushlstring(L, out, b.len);
-    return 1;
-}
-
 static int l_hmac(lua_State *L)
 {
     static const char *const algs[] = {"sha1", "sha256", NULL};
@@ -98,7 +77,9 @@ static int l_hmac(lua_State *L)
     unsigned n = cdk_hmac(a == 0 ? CDK_SHA1 : CDK_SHA256, key, kl, msg, ml, mac);
     if (n == 0)
         return luaL_error(L, "cdnkit: HMAC failed");
-    return push_digest(L, mac, n, e);
+    /* encs[] is in enum cdk_enc order */
+    cdk_push_digest(L, mac, n, (enum cdk_enc)e);
+    return 1;
 }
 
 static int l_sha256_hex(lua_State *L)
@@ -108,7 +89,8 @@ static int l_sha256_hex(lua_State *L)
     unsigned char md[32];
     if (cdk_sha256(s, n, md) != 32)
         return luaL_error(L, "cdnkit: SHA-256 failed");
-    return push_digest(L, md, 32, 1);
+    cdk_push_digest(L, md, 32, CDK_ENC_HEX);
+    return 1;
 }
 
 /* the CSPRNG block of this lua_State: upvalue 1 of the functions using it */

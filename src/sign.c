@@ -385,61 +385,38 @@ static int s_qcloud_v2(lua_State *L)
     }
 }
 
-static int push_hex(lua_State *L, const unsigned char *mac, unsigned n)
-{
-    static const char HX[] = "0123456789abcdef";
-    char out[65];
-    unsigned i;
-    for (i = 0; i < n && i < 32; i++) {
-        out[2 * i] = HX[mac[i] >> 4];
-        out[2 * i + 1] = HX[mac[i] & 15];
-    }
-    lua_pushlstring(L, out, 2 * (size_t)i);
-    return 1;
-}
-
-/* acs3_hmac_sha256(client, string_to_sign) -> hex signature */
-static int s_acs3_hmac_sha256(lua_State *L)
+/* One MAC of the string argument 2 with the client's key `slot`, pushed
+   encoded: the schemes whose whole work is one keyed HMAC share this. */
+static int sign_string(lua_State *L, enum cdk_key_slot slot, enum cdk_enc enc)
 {
     size_t n;
-    const char *sts;
+    const char *msg;
     unsigned char mac[32];
     unsigned ml;
     cdk_client *c;
     cdk_client_check_secret(L, 1);
-    sts = luaL_checklstring(L, 2, &n); /* may allocate: a finalizer may run */
+    msg = luaL_checklstring(L, 2, &n); /* may allocate: a finalizer may run */
     /* no Lua call from here to the end of the MAC: the client stays open */
     c = cdk_client_check_secret(L, 1);
-    ml = mac_run(keyed(c, CDK_KEY_SHA256), sts, n, mac);
+    ml = mac_run(keyed(c, slot), msg, n, mac);
     if (ml == 0)
         return luaL_error(L, "cdnkit: signing failed (out of memory or OpenSSL error)");
-    return push_hex(L, mac, ml);
+    cdk_push_digest(L, mac, ml, enc);
+    cdk_wipe(mac, sizeof(mac));
+    return 1;
+}
+
+/* acs3_hmac_sha256(client, string_to_sign) -> hex signature (also Wangsu's
+   cnc_hmac_sha256: the same primitive) */
+static int s_acs3_hmac_sha256(lua_State *L)
+{
+    return sign_string(L, CDK_KEY_SHA256, CDK_ENC_HEX);
 }
 
 /* wangsu_basic(client, date) -> base64(HMAC-SHA1(secret, date)) */
 static int s_wangsu_basic(lua_State *L)
 {
-    size_t n;
-    const char *date;
-    unsigned char mac[32];
-    unsigned ml;
-    char out[64];
-    cdk_buf b;
-    cdk_client *c;
-    cdk_client_check_secret(L, 1);
-    date = luaL_checklstring(L, 2, &n); /* may allocate: a finalizer may run */
-    c = cdk_client_check_secret(L, 1);
-    ml = mac_run(keyed(c, CDK_KEY_SHA1), date, n, mac);
-    if (ml == 0)
-        return luaL_error(L, "cdnkit: signing failed (out of memory or OpenSSL error)");
-    b.p = out;
-    b.len = 0;
-    b.cap = sizeof(out);
-    b.failed = 0;
-    cdk_buf_add_b64(&b, mac, ml);
-    cdk_wipe(mac, sizeof(mac));
-    lua_pushlstring(L, out, b.len);
-    return 1;
+    return sign_string(L, CDK_KEY_SHA1, CDK_ENC_BASE64);
 }
 
 /* kSigning for (date, service), derived from "TC3"..secret and cached */
@@ -501,7 +478,9 @@ static int s_tc3_hmac_sha256(lua_State *L)
     ml = mac_run(tc3_key(c, date, dl, svc, sl), sts, n, mac);
     if (ml == 0)
         return luaL_error(L, "cdnkit: signing failed (out of memory or OpenSSL error)");
-    return push_hex(L, mac, ml);
+    cdk_push_digest(L, mac, ml, CDK_ENC_HEX);
+    cdk_wipe(mac, sizeof(mac));
+    return 1;
 }
 
 /* the registry: scheme name -> function */

@@ -183,6 +183,28 @@ void cdk_wipe(void *p, size_t n)
         OPENSSL_cleanse(p, n);
 }
 
+void cdk_push_digest(lua_State *L, const unsigned char *md, unsigned n, enum cdk_enc enc)
+{
+    char out[132]; /* 64 bytes: 128 hex digits or 88 base64 characters */
+    cdk_buf b;
+    if (n > 64)
+        n = 64;
+    if (enc == CDK_ENC_RAW) {
+        lua_pushlstring(L, (const char *)md, n);
+        return;
+    }
+    /* a buffer over the stack array, large enough: no allocation */
+    b.p = out;
+    b.len = 0;
+    b.cap = sizeof(out);
+    b.failed = 0;
+    if (enc == CDK_ENC_BASE64)
+        cdk_buf_add_b64(&b, md, n);
+    else
+        cdk_buf_add_hex(&b, md, n);
+    lua_pushlstring(L, out, b.len);
+}
+
 int cdk_buf_push(lua_State *L, const cdk_buf *b)
 {
     if (b->failed)

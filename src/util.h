@@ -61,6 +61,11 @@ int cdk_rng_take(cdk_rng *r, unsigned char *out, size_t n);
 /* zero memory in a way the compiler will not drop */
 void cdk_wipe(void *p, size_t n);
 
+/* push a digest (at most 64 bytes) as base64, lower-case hex or raw bytes,
+   encoded on the stack */
+enum cdk_enc { CDK_ENC_BASE64, CDK_ENC_HEX, CDK_ENC_RAW };
+void cdk_push_digest(lua_State *L, const unsigned char *md, unsigned n, enum cdk_enc enc);
+
 /* push a buffer's content as a Lua string; 0 (nothing pushed) if an append failed */
 int cdk_buf_push(lua_State *L, const cdk_buf *b);
 
