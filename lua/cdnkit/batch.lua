@@ -304,9 +304,8 @@ local function run(groups, max_bytes, all)
           else
             err.attempts = j.attempts
             it.last_err = err
-            client_mod.judge_replay(g.st, err, j.meta, r and r.headers, j.idempotent)
-            if err.clock and not j.clock_fixed and r and (j.idempotent or not err.ambiguous) and
-               client_mod.learn_clock(g.st, r.headers) then
+            if client_mod.clock_resign(g.st, err, j.meta, r and r.headers, j.idempotent,
+                 not j.clock_fixed and r ~= nil) then
               -- the vendor rejected our timestamp: resend at once with its clock
               -- (one extra attempt, as for single calls)
               j.clock_fixed = true

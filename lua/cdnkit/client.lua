@@ -173,9 +173,8 @@ local function invoke(self, st, P, flat, idempotent, until_t)
     if data ~= nil then return data end
     err.attempts = n
     last = err
-    M.judge_replay(st, err, meta, headers, idempotent)
-    if err.clock and not clock_fixed and (idempotent or not err.ambiguous) and
-       (not t0 or monotime() - t0 < policy.deadline) and learn_clock(st, headers) then
+    if M.clock_resign(st, err, meta, headers, idempotent,
+         not clock_fixed and (not t0 or monotime() - t0 < policy.deadline)) then
       -- the vendor rejected our timestamp: take its clock from the Date
       -- header and resend at once (one extra attempt, no backoff)
       clock_fixed = true
@@ -190,6 +189,17 @@ local function invoke(self, st, P, flat, idempotent, until_t)
       if wait > 0 then st.sleep(wait) end
     end
   end
+end
+
+--- After a failed attempt: judge a replay answer (judge_replay), then say
+-- whether to send again at once with the server's clock: only for a
+-- timestamp rejection, only when `allowed` (once per call, within its
+-- deadline), and for a non-idempotent action only when nothing can have run.
+-- Single calls and batches both decide here.
+function M.clock_resign(st, err, meta, headers, idempotent, allowed)
+  M.judge_replay(st, err, meta, headers, idempotent)
+  return err.clock and allowed and (idempotent or not err.ambiguous) and learn_clock(st, headers)
+    or false
 end
 
 --- A vendor answer that may mean "this request was a replay" (Alibaba
@@ -475,6 +485,8 @@ function M.new(A, opts)
     adapter = A, api = V.api, api_index = V.index, plan = class.plan, sign = V.sign,
     version = V.version, path = V.path,
     endpoint = endpoint, method = method,
+    -- where requests go: the endpoint and the version's path, and its GET prefix
+    url = endpoint .. V.path, url_get = endpoint .. V.path .. "?",
     curl = T.curl, send = T.send, send_many = T.send_many,
     trace = opts.trace,
     retry = retry.policy(opts.retry), sleep = make_sleep(opts.sleep), clock_offset = 0,

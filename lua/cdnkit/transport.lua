@@ -57,6 +57,33 @@ function M.request(st, method, url, headers, body)
   }
 end
 
+local FORM = "application/x-www-form-urlencoded"
+-- a GET whose URL would be longer than this goes as a POST form instead
+-- (servers and proxies refuse long URLs; the vendors take either)
+M.MAX_GET_URL = 8192
+
+--- A request whose parameters travel as a signed query string: in the URL
+-- (st.url .. "?" .. query) for a GET, as a form body to st.url for a POST.
+-- `sign(method, prefix)` signs for `method` and returns prefix .. query
+-- (plus up to three explanation values, passed through).  A GET too long
+-- for a URL is signed again as a POST, unless `pinned` (prepare's method).
+-- Returns req, the method used, and the explanation values.
+function M.query_request(st, method, pinned, sign)
+  local post = method == "POST"
+  local q, x1, x2, x3 = sign(method, post and "" or st.url_get)
+  if not post and #q > M.MAX_GET_URL and not pinned then
+    method, post = "POST", true
+    q, x1, x2, x3 = sign(method, "")
+  end
+  local req
+  if post then
+    req = M.request(st, method, st.url, { ["User-Agent"] = st.user_agent, ["Content-Type"] = FORM }, q)
+  else
+    req = M.request(st, method, q, { ["User-Agent"] = st.user_agent })
+  end
+  return req, method, x1, x2, x3
+end
+
 --- Run a Lua transport's send once, its answer checked.
 function M.lua_send(send, req)
   return checked(pcall(send, req))

@@ -50,18 +50,12 @@ end
 
 function A.init(st, opts, key_id)
   st.key_id = key_id
-  st.url_get = st.endpoint .. "/?"
-  st.url_post = st.endpoint .. "/"
 end
 
 -- Alibaba joins list parameters with the declared separator
 function A.list_form(name, items, p, out)
   out[name] = table.concat(items, p.sep or ",")
 end
-
-local FORM = "application/x-www-form-urlencoded"
--- a GET whose URL would be longer than this goes as a POST form
-local MAX_URL = 8192
 
 --- Build the signed request.  `fixed` may pin timestamp, nonce, method.
 function A.build(self, st, P, flat, fixed)
@@ -75,23 +69,11 @@ function A.build(self, st, P, flat, fixed)
     Timestamp = fixed.timestamp or core.iso8601(now),
   }
   for k, v in next, flat do params[k] = v end
-  local post = method == "POST"
   local explain = fixed.explain
   -- the signer writes the URL prefix before the query: one string, built once
-  local q, sts, sig, canonical = st.sign(self, params, method, post and "" or st.url_get, explain)
-  if not post and #q > MAX_URL and not fixed.method then
-    -- too long for a URL (servers and proxies refuse long ones): the
-    -- vendor takes the same parameters as a POST form
-    method, post = "POST", true
-    q, sts, sig, canonical = st.sign(self, params, method, "", explain)
-  end
-  local req
-  if post then
-    req = transport.request(st, method, st.url_post,
-      { ["User-Agent"] = st.user_agent, ["Content-Type"] = FORM }, q)
-  else
-    req = transport.request(st, method, q, { ["User-Agent"] = st.user_agent })
-  end
+  local req, sts, sig, canonical
+  req, method, sts, sig, canonical = transport.query_request(st, method, fixed.method,
+    function(m, prefix) return st.sign(self, params, m, prefix, explain) end)
   -- meta: what parse needs to explain a signature mismatch (the signed
   -- parameters: the string-to-sign is derived again only then)
   local meta = { client = self, params = params, method = method, timestamp = now }

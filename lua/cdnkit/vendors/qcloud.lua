@@ -73,8 +73,6 @@ function A.init(st, opts, key_id)
   st.token = opts.token
   -- the host as signed: no port; an IPv6 literal keeps its brackets
   st.host = st.endpoint:match("^https?://(%b[])") or st.endpoint:match("^https?://([^/:]+)")
-  st.url = st.endpoint .. PATH
-  st.url_get = st.url .. "?"
 end
 
 -- Tencent list form: name.0, name.1, ...
@@ -82,9 +80,6 @@ function A.list_form(name, items, p, out)
   for i, v in ipairs(items) do out[name .. "." .. (i - 1)] = v end
 end
 
-local FORM = "application/x-www-form-urlencoded"
--- a GET whose URL would be longer than this goes as a POST form
-local MAX_URL = 8192
 local HASH = { HmacSHA256 = "sha256" }
 
 function A.build(self, st, P, flat, fixed)
@@ -104,23 +99,11 @@ function A.build(self, st, P, flat, fixed)
   if st.token then params.Token = st.token end
   -- the hash follows what is signed: SignatureMethod, however it was given
   local hash = HASH[params.SignatureMethod] or "sha1"
-  local post = method == "POST"
   local explain = fixed.explain
   local host = fixed.host or st.host
-  local q, source, sig = st.sign(self, params, method, host, PATH, hash,
-    post and "" or st.url_get, explain)
-  if not post and #q > MAX_URL and not fixed.method then
-    -- too long for a URL: the vendor takes the same parameters as a POST form
-    method, post = "POST", true
-    q, source, sig = st.sign(self, params, method, host, PATH, hash, "", explain)
-  end
-  local req
-  if post then
-    req = transport.request(st, method, st.url,
-      { ["User-Agent"] = st.user_agent, ["Content-Type"] = FORM }, q)
-  else
-    req = transport.request(st, method, q, { ["User-Agent"] = st.user_agent })
-  end
+  local req, source, sig
+  req, method, source, sig = transport.query_request(st, method, fixed.method,
+    function(m, prefix) return st.sign(self, params, m, host, PATH, hash, prefix, explain) end)
   local meta = { timestamp = tonumber(params.Timestamp) }
   if explain then
     meta.explain = { string_to_sign = source, signature = sig, key = "<secret_key>" }
