@@ -80,13 +80,7 @@ local function run(ct)
   return tonumber(rate), tonumber(cpu), conns, reqs, bad
 end
 
-local function median(t)
-  local s = {}
-  for i, v in ipairs(t) do s[i] = v end
-  table.sort(s)
-  local m = #s // 2
-  return #s % 2 == 1 and s[m + 1] or (s[m] + s[m + 1]) / 2
-end
+local median = require("stats").median
 
 local res = {}
 for _, ct in ipairs(CONTENDERS) do res[ct] = { rates = {}, cpu = {}, conns = {}, reqs = {}, bad = 0 } end

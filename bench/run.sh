@@ -12,7 +12,7 @@ ROOT=$(pwd)
 LUA=${LUA:-lua5.4}
 CC=${CC:-cc}
 export LUA
-export LUA_PATH="lua/?.lua;lua/?/init.lua;spec/support/?.lua;/usr/share/lua/5.4/?.lua;;"
+export LUA_PATH="lua/?.lua;lua/?/init.lua;spec/support/?.lua;bench/?.lua;/usr/share/lua/5.4/?.lua;;"
 export LUA_CPATH="${CDNKIT_CPATH:-build/5.4/?.so};/usr/lib/x86_64-linux-gnu/lua/5.4/?.so;;"
 # everything goes to 127.0.0.1: no proxy from the environment
 unset http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY || true

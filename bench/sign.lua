@@ -72,7 +72,8 @@ local SCHEMES = {
   { "wangsu_basic core signer (Date)", "sha1",
     wangsu_basic and function() return wangsu_basic(client, "Thu, 01 Jan 2015 00:00:00 GMT") end },
   { "qcloud_v2 core signer (own sts)", "sha1", qcloud_v2 and function()
-    return qcloud_v2(client, QPARAMS, "GET", "cdn.api.qcloud.com", "/v2/index.php", "sha1") end },
+    return qcloud_v2(client, QPARAMS, "GET", nil, true, "cdn.api.qcloud.com", "/v2/index.php", "sha1")
+  end },
   { "core.hmac sha1 (Lua->C)", "sha1",
     function() return core.hmac("sha1", KEY, STS) end },
   { "core.hmac sha256 (Lua->C)", "sha256",
@@ -107,13 +108,7 @@ local function time(f, n)
   return (core.monotime() - t) / n * 1e9
 end
 
-local function median(t)
-  local s = {}
-  for i, v in ipairs(t) do s[i] = v end
-  table.sort(s)
-  local m = #s // 2
-  return #s % 2 == 1 and s[m + 1] or (s[m] + s[m + 1]) / 2
-end
+local median = require("stats").median
 
 -- iterations per round for each scheme: about SECONDS, at most N
 local active, iters = {}, {}

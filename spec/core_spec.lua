@@ -106,14 +106,14 @@ describe("cdnkit.core", function()
       local params = { Action = "DescribeInstances", Nonce = "11886", Region = "ap-guangzhou",
         SecretId = "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE", Timestamp = "1465185768",
         ["InstanceIds.0"] = "ins-09dx96dg", Limit = "20", Offset = "0", Version = "2017-03-12" }
-      local enc, sts, sig = core.signers.qcloud_v2(c, params, "GET", "cvm.tencentcloudapi.com", "/", "sha1",
-        nil, true)
+      local enc, sts, sig = core.signers.qcloud_v2(c, params, "GET", nil, true,
+        "cvm.tencentcloudapi.com", "/", "sha1")
       assert.equal("EliP9YW3pW28FpsEdkXt/+WcGeI=", sig)
       assert.equal("GETcvm.tencentcloudapi.com/?Action=DescribeInstances&InstanceIds.0=ins-09dx96dg" ..
         "&Limit=20&Nonce=11886&Offset=0&Region=ap-guangzhou&SecretId=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE" ..
         "&Timestamp=1465185768&Version=2017-03-12", sts)
       assert.equal("&Signature=EliP9YW3pW28FpsEdkXt%2F%2BWcGeI%3D", enc:sub(-45))
-      local ok, err = pcall(core.signers.qcloud_v2, c, params, "GET", "h", "/", "md5")
+      local ok, err = pcall(core.signers.qcloud_v2, c, params, "GET", nil, false, "h", "/", "md5")
       assert.is_false(ok)
       assert.matches("invalid option 'md5'", err, 1, true)
     end)

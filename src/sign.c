@@ -19,12 +19,14 @@
  *       -> prefix..query [, string_to_sign, signature, canonical]
  *       Alibaba RPC signature v2: pct-encode and sort params,
  *       METHOD&%2F&pct(canonical), HMAC-SHA1 with key secret.."&", base64.
- *   qcloud_v2(client, params, method, host, path, hash [, prefix [, explain]])
+ *   qcloud_v2(client, params, method, prefix, explain, host, path, hash)
  *       -> prefix..encoded [, string_to_sign, signature]
  *       Tencent API v2: '_' -> '.' in names, sorted, raw values,
  *       METHOD host path ? k=v&..., HMAC-SHA1 or -SHA256 (hash "sha1"|"sha256")
  *       with key secret, base64.
- *   For these two, `prefix` (the URL up to '?', or "" for a form body) is
+ *   For these two, the arguments start alike (client, params, method,
+ *   prefix, explain: what transport.query_request passes) and the
+ *   scheme's own follow.  `prefix` (the URL up to '?', or "" for a form body) is
  *   written before the query, so the request URL is one string built once;
  *   the explanation is returned only when `explain` is true (prepare, and a
  *   signature mismatch's diff), saving three strings per ordinary call.
@@ -315,7 +317,8 @@ static int s_aliyun_rpc_v2(lua_State *L)
     return explain ? 4 : 1;
 }
 
-/* qcloud_v2(client, params, method, host, path, hash) -> encoded, string_to_sign, signature */
+/* qcloud_v2(client, params, method, prefix, explain, host, path, hash)
+   -> prefix..encoded [, string_to_sign, signature] */
 static int s_qcloud_v2(lua_State *L)
 {
     static const char *const hashes[] = {"sha1", "sha256", NULL};
@@ -333,11 +336,11 @@ static int s_qcloud_v2(lua_State *L)
     cdk_client_check_secret(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     method = luaL_checkstring(L, 3);
-    host = luaL_checkstring(L, 4);
-    path = luaL_checkstring(L, 5);
-    h = luaL_checkoption(L, 6, "sha1", hashes);
-    prefix = luaL_optlstring(L, 7, "", &pl);
-    explain = lua_toboolean(L, 8);
+    prefix = luaL_optlstring(L, 4, "", &pl);
+    explain = lua_toboolean(L, 5);
+    host = luaL_checkstring(L, 6);
+    path = luaL_checkstring(L, 7);
+    h = luaL_checkoption(L, 8, "sha1", hashes);
     s = cdk_scratch_new(L);
     n = collect_pairs(L, 2, SORT_DOTS, s, &ps, &total);
     arena = &s->b[0];

@@ -72,8 +72,8 @@ function A.build(self, st, P, flat, fixed)
   local explain = fixed.explain
   -- the signer writes the URL prefix before the query: one string, built once
   local req, sts, sig, canonical
-  req, method, sts, sig, canonical = transport.query_request(st, method, fixed.method,
-    function(m, prefix) return st.sign(self, params, m, prefix, explain) end)
+  req, method, sts, sig, canonical = transport.query_request(st, self, params, method,
+    fixed.method, explain)
   -- meta: what parse needs to explain a signature mismatch (the signed
   -- parameters: the string-to-sign is derived again only then)
   local meta = { client = self, params = params, method = method, timestamp = now }

@@ -100,10 +100,9 @@ function A.build(self, st, P, flat, fixed)
   -- the hash follows what is signed: SignatureMethod, however it was given
   local hash = HASH[params.SignatureMethod] or "sha1"
   local explain = fixed.explain
-  local host = fixed.host or st.host
   local req, source, sig
-  req, method, source, sig = transport.query_request(st, method, fixed.method,
-    function(m, prefix) return st.sign(self, params, m, host, PATH, hash, prefix, explain) end)
+  req, method, source, sig = transport.query_request(st, self, params, method,
+    fixed.method, explain, fixed.host or st.host, PATH, hash)
   local meta = { timestamp = tonumber(params.Timestamp) }
   if explain then
     meta.explain = { string_to_sign = source, signature = sig, key = "<secret_key>" }
