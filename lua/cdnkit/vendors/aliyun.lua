@@ -27,7 +27,7 @@ local A = {
   options = { access_key_id = "string", access_key_secret = "string" },
 }
 
--- documented transient codes (VENDORS.md 2.1/2.3): retry with a fresh nonce
+-- the transient codes Alibaba documents for its RPC API: retry with a fresh nonce
 local RETRYABLE = {
   Throttling = true, ["Throttling.User"] = true, ["Throttling.Api"] = true,
   InternalError = true, ServiceUnAvailable = true, ServiceUnavailable = true,
