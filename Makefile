@@ -11,7 +11,7 @@ PREFIX      ?= /usr/local
 LUA_LIBDIR  ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 LUA_SHAREDIR?= $(PREFIX)/share/lua/$(LUA_VERSION)
 BINDIR      ?= $(PREFIX)/bin
-VERSION     := 0.1.0
+VERSION     := 0.2.0
 
 # -Werror only where we develop and test (make check/test/sanitize and CI set
 # WERROR=-Werror); a packager's build with a newer compiler must not fail on a

@@ -111,12 +111,14 @@ end)
 describe("versions and options", function()
   it("client:version() says which API the client speaks", function()
     local a = cdnkit.aliyun { access_key_id = "k", access_key_secret = "s" }
+    assert.equal("2018-05-10", a:version()) -- the vendor's current API by default
+    a = cdnkit.aliyun { access_key_id = "k", access_key_secret = "s", version = "2014-11-11" }
     assert.equal("2014-11-11", a:version())
     local q = cdnkit.qcloud { secret_id = "k", secret_key = "s", version = "v2" }
     assert.equal("v2", q:version())
   end)
   it("an unknown version is refused, listing the known ones", function()
-    raises_with("option 'version': unknown API version '1999%-01%-01' %(2014%-11%-11%)", function()
+    raises_with("option 'version': unknown API version '1999%-01%-01' %(2014%-11%-11, 2018%-05%-10%)", function()
       cdnkit.aliyun { access_key_id = "k", access_key_secret = "s", version = "1999-01-01" }
     end)
   end)
@@ -137,7 +139,7 @@ describe("versions and options", function()
     end)
   end)
   it("the API data is never written to by calls (it is documented read-only)", function()
-    local api = cdnkit.api("aliyun")
+    local api = cdnkit.api("aliyun", "2014-11-11")
     local function keys()
       local t = {}
       for _, a in ipairs(api.actions) do
@@ -147,7 +149,7 @@ describe("versions and options", function()
       return table.concat(t, " ")
     end
     local before = keys()
-    local a = cdnkit.aliyun { access_key_id = "k", access_key_secret = "s" }
+    local a = cdnkit.aliyun { access_key_id = "k", access_key_secret = "s", version = "2014-11-11" }
     for _, x in ipairs(api.actions) do pcall(a.prepare, a, x.name, {}) end
     assert.equal(before, keys())
   end)

@@ -26,7 +26,8 @@ describe("aliyun", function()
   before_each(function() e:reset() end)
 
   describe("signature", function()
-    local t = cdnkit.aliyun { access_key_id = "testid", access_key_secret = "testsecret" }
+    local t = cdnkit.aliyun { access_key_id = "testid", access_key_secret = "testsecret",
+                             version = "2014-11-11" }
 
     it("reproduces the document's worked example", function()
       local req = t:prepare("DescribeCdnService", {}, {
@@ -86,7 +87,7 @@ describe("aliyun", function()
   end)
 
   describe("every documented action", function()
-    local api = cdnkit.api("aliyun")
+    local api = cdnkit.api("aliyun", "2014-11-11")
     it("declares all 73 actions of the document", function()
       assert.equal(73, #api.actions)
       assert.equal(73, #ali:actions())
@@ -302,7 +303,7 @@ describe("aliyun", function()
     end)
     it("sends the actions the API data declares POST as POST form, other actions GET", function()
       local declared = {}
-      for _, a in ipairs(cdnkit.api("aliyun").actions) do
+      for _, a in ipairs(cdnkit.api("aliyun", "2014-11-11").actions) do
         if a.http == "POST" then declared[#declared + 1] = a end
       end
       assert.is_true(#declared > 0, "no aliyun action is declared POST in the API data")

@@ -203,7 +203,7 @@ describe("pace (token bucket)", function()
     assert.near(20, pace.action_rate(a), 1e-9)
     assert.is_nil(pace.action_rate(nil))
     -- a client's buckets: the vendor-wide one, plus the action's own
-    local c = cdnkit.aliyun { access_key_id = "k", access_key_secret = "s" }
+    local c = cdnkit.aliyun { access_key_id = "k", access_key_secret = "s", version = "2014-11-11" }
     local st = c:_state()
     local t0 = require("cdnkit.core").monotime() + 0.5 -- the bucket is full by then
     for _ = 1, 50 do assert.equal(t0, pace.reserve(st, "DescribeCdnService", t0)) end

@@ -31,7 +31,7 @@ for _, vendor in ipairs { "aliyun", "qcloud" } do
     before_each(function() e:reset() end)
 
     local n = 0
-    for _, a in ipairs(cdnkit.api(vendor).actions) do
+    for _, a in ipairs(cdnkit.api(vendor, emu.seed_version[vendor]).actions) do
       local pg = a.paginate
       if pg then
         n = n + 1

@@ -32,7 +32,7 @@
 #include "util.h"
 
 #ifndef CDNKIT_VERSION
-#define CDNKIT_VERSION "0.1.0"
+#define CDNKIT_VERSION "0.2.0"
 #endif
 
 /* encoders write into scratch owned by a userdata: a push that raises

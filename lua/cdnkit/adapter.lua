@@ -36,6 +36,9 @@ M.VERSION_FIELDS = {
   { "scheme", "string", true, "signing scheme: a key of core.signers" },
   { "default_method", "string", true, "HTTP method unless the action or the user says" },
   { "methods", "table", true, "set of HTTP methods the vendor accepts" },
+  { "moved", "table", false, "action of another version -> successor here (string) or false" },
+  { "task_status", "table", false, "this version's task_status (else the adapter's)" },
+  { "quota", "table", false, "this version's quota (else the adapter's)" },
 }
 
 local function check_fields(where, t, fields)
@@ -144,6 +147,8 @@ function M.version(A, ver)
     scheme = decl.scheme, sign = core.signers[decl.scheme],
     default_method = decl.default_method, methods = decl.methods,
     method_list = table.concat(mlist, ", "),
+    moved = decl.moved or {},
+    task_status = decl.task_status or A.task_status, quota = decl.quota or A.quota,
   }
   versions[key] = V
   return V

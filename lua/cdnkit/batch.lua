@@ -55,8 +55,64 @@ end
 local report_mt = {}
 report_mt.__index = report_mt
 
--- Build one vendor's plan: validated batches, nothing sent.  Usage mistakes raise.
-local function plan(self, kinds, opts)
+-- the host of a URL (what the vendor counts as its domain), or the item itself
+local function host_of(u)
+  return (u:match("^%a[%w+.-]*://([^/?#]+)") or u):lower()
+end
+
+-- Split `items` into chunks of at most `size`, each holding URLs of at most
+-- `max_domains` hosts (nil: any).  Items are grouped by host (in order of
+-- first appearance) so the chunks are few and full.
+local function chunks(items, size, max_domains)
+  local out = {}
+  if not max_domains then
+    for i = 1, #items, size do
+      local c = {}
+      for j = i, math.min(i + size - 1, #items) do c[#c + 1] = items[j] end
+      out[#out + 1] = c
+    end
+    return out
+  end
+  local hosts, by = {}, {}
+  for _, u in ipairs(items) do
+    local h = host_of(u)
+    if not by[h] then by[h] = {}; hosts[#hosts + 1] = h end
+    table.insert(by[h], u)
+  end
+  local cur, nh, seen = {}, 0, {}
+  for _, h in ipairs(hosts) do
+    for _, u in ipairs(by[h]) do
+      if #cur >= size or (not seen[h] and nh >= max_domains) then
+        out[#out + 1] = cur
+        cur, nh, seen = {}, 0, {}
+      end
+      if not seen[h] then seen[h] = true; nh = nh + 1 end
+      cur[#cur + 1] = u
+    end
+  end
+  if #cur > 0 then out[#out + 1] = cur end
+  return out
+end
+M.chunks = chunks
+
+-- the user's `params` for this vendor's purge calls: a table of documented
+-- wire parameters, never the list parameter the batching fills
+local function extra_params(A, a, extra)
+  if extra == nil then return nil end
+  if type(extra) ~= "table" then raise("cdnkit." .. A.name .. ": params must be a table") end
+  for k in pairs(extra) do
+    if type(k) ~= "string" then raise("cdnkit." .. A.name .. ": params names must be strings") end
+    if k == a.batch.param then
+      raise("cdnkit." .. A.name .. ": params." .. k .. " is what refresh/prefetch fill from " ..
+        "urls/dirs; give the URLs there")
+    end
+  end
+  return extra
+end
+
+-- Build one vendor's plan: validated batches, nothing sent.  Usage mistakes
+-- raise.  `extra` are the user's params for this vendor.
+local function plan(self, kinds, opts, extra)
   local st = self:_state()
   local A = st.adapter
   local conc = opts.concurrency or 4
@@ -72,31 +128,75 @@ local function plan(self, kinds, opts)
       if not a then
         raise("cdnkit." .. A.name .. ": the vendor has no " .. kind:gsub("_", " ") .. " API")
       end
-      local max = a.batch.max
-      if kind == "refresh_dir" and a.batch.dir_max then max = a.batch.dir_max end
+      local b = a.batch
+      local ex = extra_params(A, a, extra)
+      local max = b.max
+      if kind == "refresh_dir" and b.dir_max then max = b.dir_max end
+      -- a purge type with its own per-call maximum (Alibaba ObjectType
+      -- Regex: one rule per call)
+      -- (declared on the list parameter: max_by = { param =, [type] = max })
+      local by
+      for _, p in ipairs(a.params or {}) do if p[1] == b.param then by = p.max_by end end
+      local ptype = by and ex and ex[by.param]
+      if ptype and kind == "refresh_dir" and b.dir_max then
+        raise("cdnkit." .. A.name .. ": params." .. by.param .. " applies to urls; " ..
+          "purge dirs in a refresh of their own")
+      end
+      local type_max = ptype and by[tostring(ptype)]
+      if type_max then max = type_max end
       local size = opts.batch_size or max
       if type(size) ~= "number" or size < 1 or size ~= math.floor(size) then
         raise("cdnkit: batch_size must be a positive integer")
       end
       if size > max then size = max end
-      for i = 1, #items, size do
-        local chunk = {}
-        for j = i, math.min(i + size - 1, #items) do chunk[#chunk + 1] = items[j] end
-        local action, params = A.batch_params(kind, chunk)
+      -- Alibaba's per-domain refresh rate (URLs a minute per domain) paces
+      -- URL purges; directories and rules are not counted per URL
+      local per_domain = a.limits and a.limits.per_minute_per_domain
+      if kind ~= "refresh_url" or type_max then per_domain = nil end
+      for _, chunk in ipairs(chunks(items, size, b.max_domains)) do
+        local action, params = A.batch_params(kind, chunk, ex)
         local P = st.plan(action)
         local flat, msg = validate.check_plan(P, params, A.list_form)
         if not flat then raise(msg) end
+        local units
+        if per_domain then
+          units = {}
+          for _, u in ipairs(chunk) do local h = host_of(u); units[h] = (units[h] or 0) + 1 end
+        end
         jobs[#jobs + 1] = { kind = kind, urls = chunk, action = action, plan = P, flat = flat,
-                            idempotent = P.idempotent, attempts = 0 }
+                            idempotent = P.idempotent, attempts = 0, units = units,
+                            per_domain = per_domain, params = params, list_param = b.param }
       end
     end
   end
   return {
-    client = self, st = st, A = A, jobs = jobs, conc = conc, policy = policy,
+    client = self, st = st, A = A, jobs = jobs, conc = conc, policy = policy, extra = extra,
     report = setmetatable({ vendor = A.name, client = self, ok = true, batches = #jobs, done = 0,
                             failed = {}, task_ids = {}, results = {}, started = core.now() },
                           report_mt),
   }
+end
+
+-- reserve a start time for one batch: the action's request rate and, where
+-- the vendor limits URLs per domain and minute, each domain's URL budget
+-- (returns the slot and the action's own, without the domains)
+local function reserve_slot(g, j, now)
+  local slot = pace.reserve(g.st, j.action, now) or now
+  local own = slot
+  if j.units and g.st.rate ~= false then
+    for h, n in pairs(j.units) do
+      local t = pace.reserve_units(g.st, "domain:" .. h, j.per_domain / 60, j.per_domain, n, now)
+      if t > slot then slot = t end
+    end
+  end
+  return slot, own
+end
+
+local function release_slot(g, j)
+  pace.release(g.st, j.action)
+  if j.units and g.st.rate ~= false then
+    for h, n in pairs(j.units) do pace.release_units(g.st, "domain:" .. h, n) end
+  end
 end
 
 -- send the requests of one wave.  The requests of every vendor that uses
@@ -243,11 +343,18 @@ local function run(groups, max_bytes, all)
       if due <= now and n < g.conc * WAVE then
         -- reserve the pacing slot now: a wave takes only what can start
         -- within PACE_WINDOW of being signed (a signature carries a timestamp)
-        local slot = pace.reserve(g.st, it.job.action, now) or now
+        local slot, own = reserve_slot(g, it.job, now)
         if slot > now + PACE_WINDOW then
-          pace.release(g.st, it.job.action)
-          paced_due[g] = slot - PACE_WINDOW
-          due = paced_due[g]
+          release_slot(g, it.job)
+          if own > now + PACE_WINDOW then
+            -- the vendor's request rate: nothing more of this vendor fits now
+            paced_due[g] = own - PACE_WINDOW
+            due = paced_due[g]
+          else
+            -- a domain's URL budget: this batch waits, the others go on
+            it.due = slot - PACE_WINDOW
+            due = it.due
+          end
         else
           it.not_before = slot
           take = true
@@ -312,7 +419,7 @@ local function run(groups, max_bytes, all)
               it.due = 0
               rest[#rest + 1] = it
             elseif retry.should_retry(g.policy, err, j.attempts, j.idempotent, t0) then
-              it.due = after + retry.backoff(g.policy, j.attempts)
+              it.due = after + retry.wait(g.policy, j.attempts, err)
               rest[#rest + 1] = it
             else
               record_failed(it, err)
@@ -481,7 +588,8 @@ function report_mt:wait(opts, deadline)
   deadline = deadline or core.monotime() + timeout
   local errs = {}
   local function spec_of(t)
-    local spec = A.task_status and (A.task_status[t.kind] or A.task_status.default)
+    local ts = st.task_status
+    local spec = ts and (ts[t.kind] or ts.default)
     if not spec then
       raise("cdnkit." .. A.name .. ": no task-status API is declared for " .. t.kind)
     end
@@ -509,6 +617,69 @@ function report_mt:wait(opts, deadline)
             self.tasks[t.id] = s
             handled[t] = true
             if s == "running" then still[#still + 1] = t end
+          end
+        end
+      end
+    end
+    -- a status API that takes several task ids at once (ids_max): a query
+    -- per ids_max tasks, the rows matched to tasks by row_id
+    local multi, morder = {}, {}
+    for _, t in ipairs(todo) do
+      local spec = spec_of(t)
+      if not handled[t] and spec.ids_max then
+        if not multi[spec] then multi[spec] = {}; morder[#morder + 1] = spec end
+        table.insert(multi[spec], t)
+      end
+    end
+    for _, spec in ipairs(morder) do
+      local group = multi[spec]
+      local a = st.api_index[spec.action]
+      local is_list = false
+      for _, p in ipairs(a.params or {}) do
+        if p[1] == spec.id_param and p[2] == "list" then is_list = true end
+      end
+      local i = 1
+      while i <= #group do
+        local ids, chunk = {}, {}
+        for k = i, math.min(i + spec.ids_max - 1, #group) do
+          local t = group[k]
+          handled[t] = true
+          chunk[#chunk + 1] = t
+          if not ids[t.id] then ids[#ids + 1] = t.id; ids[t.id] = true end
+        end
+        i = i + spec.ids_max
+        local idl = {}
+        for k = 1, #ids do idl[k] = ids[k] end
+        if core.monotime() >= deadline then
+          for _, t in ipairs(chunk) do still[#still + 1] = t end
+        else
+          local params = {}
+          for pk, v in pairs(spec.params or {}) do params[pk] = v end
+          params[spec.id_param] = is_list and idl or table.concat(idl, ",")
+          local flat, msg = validate.check(st.api, a, params, A.list_form)
+          local data, err
+          if flat then
+            data, err = client_mod.invoke(self_client, spec.action, flat, true, deadline)
+          else
+            err = errors.new(A.name, spec.action, { code = "json", message = "cannot query tasks: " .. msg })
+          end
+          if data == nil then
+            errs[#errs + 1] = err
+            for _, t in ipairs(chunk) do still[#still + 1] = t end
+          else
+            local rows = {}
+            local items = paginate.dig(data, spec.items)
+            for _, row in ipairs(type(items) == "table" and items or {}) do
+              local id = type(row) == "table" and row[spec.row_id] ~= nil and
+                validate.id_string(row[spec.row_id])
+              if id then rows[id] = rows[id] or {}; table.insert(rows[id], row) end
+            end
+            for _, t in ipairs(chunk) do
+              -- a task the answer does not list is not known yet: still running
+              local s = task_state(spec, rows[t.id])
+              self.tasks[t.id] = s
+              if s == "running" then still[#still + 1] = t end
+            end
           end
         end
       end
@@ -568,7 +739,8 @@ end
 
 ---------------------------------------------------------------------------
 
-local OPTS = { "urls", "dirs", "concurrency", "batch_size", "retry", "check_quota", "max_batch_bytes" }
+local OPTS = { "urls", "dirs", "concurrency", "batch_size", "retry", "check_quota", "max_batch_bytes",
+               "params", "dry_run" }
 
 -- the answers of one wave held in memory at once, at most (then the rest of
 -- the wave waits for the next one); every answer is also capped by max_body
@@ -593,13 +765,16 @@ end
 -- quota cannot take the work.  Vendors without a quota API raise.
 local function check_quota(g, kinds)
   local A, st = g.A, g.st
-  local q = A.quota
+  local q = st.quota
   if not q then raise("cdnkit." .. A.name .. ": the vendor has no quota API to check") end
   local data, err = client_mod.invoke(g.client, q.action, {}, true)
   if not data then return nil, err end
   for _, kj in ipairs(kinds) do
     local kind, n = kj[1], #kj[2]
     local field = q.remain[kind]
+    -- a purge type with its own quota (Alibaba ObjectType Regex, ExQuery)
+    local t = kind == "refresh_url" and q.type_param and g.extra and g.extra[q.type_param]
+    if t and q.by_type and q.by_type[t] then field = q.by_type[t] end
     local left = field and tonumber(paginate.dig(data, field))
     if n > 0 and left and n > left then
       return nil, errors.new(A.name, q.action, {
@@ -619,10 +794,25 @@ local function refresh_kinds(opts)
   return { { "refresh_url", urls }, { "refresh_dir", dirs } }
 end
 
+-- dry_run = true: what would be sent, nothing sent.  { dry_run = true,
+-- vendor =, batches = { { kind =, action =, urls =, params = }, ... },
+-- needed = { [kind] = URLs } }
+local function dry_report(g)
+  local out = { dry_run = true, vendor = g.A.name, batches = {}, needed = {} }
+  for i, j in ipairs(g.jobs) do
+    local p = {}
+    for k, v in pairs(j.params) do if k ~= j.list_param then p[k] = v end end
+    out.batches[i] = { kind = j.kind, action = j.action, urls = j.urls, params = p }
+    out.needed[j.kind] = (out.needed[j.kind] or 0) + #j.urls
+  end
+  return out
+end
+
 function M.install(methods, A)
   -- one vendor: plan, optional quota check, run
   local function run_one(self, kinds, opts)
-    local g = plan(self, kinds, opts)
+    local g = plan(self, kinds, opts, opts.params)
+    if opts.dry_run then return dry_report(g) end
     if opts.check_quota then
       local ok, err = check_quota(g, kinds)
       if not ok then return nil, err end
@@ -663,14 +853,33 @@ function M.refresh_all(clients, opts)
     if type(c) ~= "userdata" or not pcall(function() return c:_state() end) then
       raise("cdnkit.refresh: clients[" .. i .. "] is not a cdnkit client")
     end
-    groups[i] = plan(c, kinds, opts)
+    -- params per vendor: { aliyun = { Force = true }, qcloud = { ... } }
+    local extra = nil
+    if opts.params ~= nil then
+      if type(opts.params) ~= "table" then raise("cdnkit.refresh: params must be a table") end
+      for k in pairs(opts.params) do
+        local known = false
+        for _, v in ipairs(require("cdnkit").vendors()) do if v == k then known = true end end
+        if not known then
+          raise("cdnkit.refresh: params are given per vendor ({ aliyun = {...}, qcloud = {...} }), " ..
+            "got key '" .. tostring(k) .. "'")
+        end
+      end
+      extra = opts.params[c:vendor()]
+    end
+    groups[i] = plan(c, kinds, opts, extra)
+  end
+  if opts.dry_run then
+    local out = { dry_run = true }
+    for i, g in ipairs(groups) do out[i] = dry_report(g) end
+    return out
   end
   if opts.check_quota then
     -- every vendor that has a quota API is asked before anything is sent;
     -- the others are purged unchecked (report.quota_checked = false)
     for _, g in ipairs(groups) do
-      g.report.quota_checked = g.A.quota ~= nil
-      if g.A.quota then
+      g.report.quota_checked = g.st.quota ~= nil
+      if g.st.quota then
         local ok, err = check_quota(g, kinds)
         if not ok then return nil, err end
       end

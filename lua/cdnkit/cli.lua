@@ -60,7 +60,12 @@ local function convert(p, s, action)
     local n = tonumber(s)
     if not n then usage_error(("--%s: a number expected, got '%s'"):format(p[1], s)) end
     return n
-  elseif t == "json" then
+  elseif t == "boolean" then
+    if s ~= "true" and s ~= "false" then
+      usage_error(("--%s: true or false expected, got '%s'"):format(p[1], s))
+    end
+    return s == "true"
+  elseif t == "json" or t == "objects" or t == "object" then
     local v, err = core.json_decode(s)
     if v == nil then usage_error(("--%s: JSON expected (%s)"):format(p[1], tostring(err))) end
     return v
@@ -71,7 +76,7 @@ end
 local function parse_params(c, action, args, i)
   local h = c:help(action)
   local byname = {}
-  for _, p in ipairs(cdnkit.api(c:vendor()).actions) do
+  for _, p in ipairs(cdnkit.api(c:vendor(), c:version()).actions) do
     if p.name == action then
       for _, q in ipairs(p.params or {}) do byname[q[1]] = q end
     end
@@ -91,7 +96,7 @@ local function parse_params(c, action, args, i)
         i = i + 1
       end
       i = i + 1
-      if name == "endpoint" or name == "method" then
+      if name == "endpoint" or name == "method" or name == "version-api" or name == "signature" then
         flags[name] = value
       else
         local p = byname[name]
@@ -114,9 +119,10 @@ local function parse_params(c, action, args, i)
   return params, flags, h
 end
 
-local function print_help(vendor, action, write)
+local function print_help(vendor, action, write, version)
   local helptext = require "cdnkit.helptext"
-  local api = cdnkit.api(vendor)
+  local okv, api = pcall(cdnkit.api, vendor, version)
+  if not okv then usage_error((tostring(api):gsub("^[^\n]-:%d+: ", ""))) end
   if not action then
     write(helptext.list(vendor, api) .. "\n")
     return
@@ -152,6 +158,7 @@ function M.main(args, write, ewrite)
   local ok, status = pcall(function()
     local vendor, action = args[1], args[2]
     local usage = "usage: cdnkit <vendor> <Action> [--Param value ...] [--all] [--json] [--endpoint URL]\n" ..
+      "       [--version-api V] (the vendor's API version; default its current one)\n" ..
       "       cdnkit <vendor> help [Action]\n\nvendors: " .. table.concat(cdnkit.vendors(), ", ") .. "\n"
     if vendor == "help" or vendor == "--help" or vendor == "-h" then
       write(usage)
@@ -164,19 +171,22 @@ function M.main(args, write, ewrite)
     local known = false
     for _, v in ipairs(cdnkit.vendors()) do if v == vendor then known = true end end
     if not known then usage_error("unknown vendor '" .. vendor .. "' (" .. table.concat(cdnkit.vendors(), ", ") .. ")") end
+    -- flags needed before the client exists: endpoint, method, API version, signature
+    local pre = {}
+    local PRE = { endpoint = "endpoint", method = "method", ["version-api"] = "version",
+                  signature = "signature" }
+    for i = 2, #args do
+      local k, v = args[i]:match("^%-%-([%w-]+)=(.*)$")
+      if k and PRE[k] then pre[PRE[k]] = v end
+      k = args[i]:match("^%-%-([%w-]+)$")
+      if k and PRE[k] then pre[PRE[k]] = args[i + 1] end
+    end
     if action == nil or action == "help" then
-      print_help(vendor, args[3], write)
+      print_help(vendor, args[3] and not args[3]:match("^%-%-") and args[3] or nil, write, pre.version)
       return 0
     end
-    -- endpoint/method flags are needed before the client exists
-    local pre = {}
-    for i = 3, #args do
-      local k, v = args[i]:match("^%-%-(endpoint)=(.*)$")
-      if k then pre.endpoint = v end
-      if args[i] == "--endpoint" then pre.endpoint = args[i + 1] end
-      if args[i] == "--method" then pre.method = args[i + 1] end
-    end
-    local okc, c = pcall(cdnkit[vendor], { endpoint = pre.endpoint, method = pre.method })
+    local okc, c = pcall(cdnkit[vendor], { endpoint = pre.endpoint, method = pre.method,
+                                           version = pre.version, signature = pre.signature })
     if not okc then usage_error(plain(c)) end
     local okp, params, flags = pcall(parse_params, c, action, args, 3)
     if not okp then

@@ -181,7 +181,7 @@ local function invoke(self, st, P, flat, idempotent, until_t)
     elseif not retry.should_retry(policy, err, n, idempotent, t0 or monotime()) then
       return nil, err
     else
-      local wait = retry.backoff(policy, n)
+      local wait = retry.wait(policy, n, err)
       if policy.deadline then
         local left = policy.deadline - (monotime() - t0)
         if wait > left then wait = left end
@@ -288,7 +288,8 @@ local function build_methods(A, V)
     local params = {}
     for i, p in ipairs(a.params or {}) do
       local d = { name = p[1], type = p[2], required = p.required and true or false, doc = p.doc }
-      for _, k in ipairs { "enum", "min", "max", "max_items", "format", "sep", "item", "max_len" } do
+      for _, k in ipairs { "enum", "min", "max", "max_items", "format", "sep", "item", "max_len", "body",
+                           "struct", "fields" } do
         d[k] = p[k]
       end
       params[i] = d
@@ -356,6 +357,8 @@ local function build_methods(A, V)
   -- unknown names raise at once (a typo in an action name is a usage mistake)
   return setmetatable(methods, {
     __index = function(_, k)
+      local moved = type(k) == "string" and M.moved_hint(A, V, k)
+      if moved then raise(moved) end
       local hint = ""
       if type(k) == "string" then
         for _, a in ipairs(api.actions) do
@@ -366,6 +369,28 @@ local function build_methods(A, V)
         :format(A.name, tostring(k), hint))
     end,
   })
+end
+
+--- For an action of another API version of the vendor: a message naming its
+-- successor in version V (the version's `moved` table) or the version that
+-- has it; nil for a name no version declares.
+function M.moved_hint(A, V, name)
+  local where = ("cdnkit.%s: %s is not in API %s (this client's version)"):format(A.name, name, V.version)
+  local others = {}
+  for _, ver in ipairs(adapter.version_names(A)) do
+    if ver ~= V.version and adapter.version(A, ver).index[name] then others[#others + 1] = ver end
+  end
+  local succ = V.moved[name]
+  if succ == nil and #others == 0 then return nil end
+  local old = #others > 0 and (" or create the client with version = \"" .. others[1] .. "\"") or ""
+  if succ then
+    return where .. ": use " .. succ .. " instead" .. (old ~= "" and ("," .. old) or "") .. " (see client:help(\"" ..
+      succ:match("^%w+") .. "\"))"
+  elseif succ == false then
+    return where .. ": the vendor removed it without a successor" ..
+      (old ~= "" and (";" .. old:sub(4)) or "")
+  end
+  return where .. ":" .. old:sub(4)
 end
 
 local classes = {} -- "vendor@version" -> { methods =, mt =, plan = fn }
@@ -483,7 +508,7 @@ function M.new(A, opts)
   local class = class_of(A, V)
   local st = {
     adapter = A, api = V.api, api_index = V.index, plan = class.plan, sign = V.sign,
-    version = V.version, path = V.path,
+    version = V.version, path = V.path, task_status = V.task_status, quota = V.quota,
     endpoint = endpoint, method = method,
     -- where requests go: the endpoint and the version's path, and its GET prefix
     url = endpoint .. V.path, url_get = endpoint .. V.path .. "?",

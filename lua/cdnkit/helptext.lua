@@ -24,6 +24,7 @@ local function param_line(p)
     extra[#extra + 1] = "one of " .. table.concat(e, "|")
   end
   if p.format then extra[#extra + 1] = p.format end
+  if p.body then extra[#extra + 1] = "in the form body" end
   if p.max_items then extra[#extra + 1] = "max " .. p.max_items .. " items" end
   if p.min or p.max then extra[#extra + 1] = ("%s..%s"):format(p.min or "", p.max or "") end
   local name, typ = p.name or p[1], p.type or p[2]
@@ -34,6 +35,8 @@ end
 --- Text for one action of `api` (an action table from the API data).
 function M.action(vendor, api, a, flag_prefix)
   local out = { ("%s %s - %s"):format(vendor, a.name, a.doc or "") }
+  if a.http then out[#out + 1] = "  HTTP " .. a.http .. (a.limits and a.limits.per_second and
+    (", at most " .. a.limits.per_second .. " calls a second") or "") end
   local where = M.ref(api, a.ref)
   if where then out[#out + 1] = "  documented in " .. where end
   if a.one_of then out[#out + 1] = "  one of: " .. table.concat(a.one_of, ", ") end

@@ -91,6 +91,27 @@ function M.release(st, action)
   for _, b in ipairs(list or {}) do b.tokens = math.min(b.burst, b.tokens + 1) end
 end
 
+--- Take `n` units from the bucket `key` of client state `st` (made on first
+-- use with `rate` units a second and `burst`): for limits counted in items
+-- rather than requests, such as URLs a minute per domain.  Returns the
+-- monotonic time at which the units are available.
+function M.reserve_units(st, key, rate, burst, n, now)
+  st.unit_buckets = st.unit_buckets or {}
+  local b = st.unit_buckets[key]
+  if not b then b = new(rate, burst); st.unit_buckets[key] = b end
+  now = now or core.monotime()
+  refill(b, now)
+  b.tokens = b.tokens - n
+  if b.tokens >= 0 then return now end
+  return now + (-b.tokens) / b.rate
+end
+
+--- Give back `n` units reserve_units took from bucket `key`.
+function M.release_units(st, key, n)
+  local b = st.unit_buckets and st.unit_buckets[key]
+  if b then b.tokens = math.min(b.burst, b.tokens + n) end
+end
+
 --- The earliest time a request of `action` could start, reserving nothing.
 function M.ready_at(st, action, now)
   local list = buckets(st, action)

@@ -13,10 +13,14 @@ local validate = require "cdnkit.validate"
 
 local M = {}
 
+-- the value at a dotted path; a numeric element indexes an array
+-- ("DomainLogDetails.DomainLogDetail.1.LogInfos")
 local function dig(t, path)
   for key in path:gmatch("[^%.]+") do
     if type(t) ~= "table" then return nil end
-    t = t[key]
+    local v = t[key]
+    if v == nil and key:match("^%d+$") then v = t[tonumber(key)] end
+    t = v
   end
   return t
 end

@@ -58,6 +58,16 @@ function M.backoff(p, attempt)
   return cap * unit()
 end
 
+--- Seconds to wait before resending after `err` (attempt number `attempt`):
+-- the backoff, or longer when the vendor said when its limit resets
+-- (err.retry_after, seconds), never longer than the policy's max.
+function M.wait(p, attempt, err)
+  local w = M.backoff(p, attempt)
+  local ra = err and tonumber(err.retry_after)
+  if ra and ra > w then w = math.min(ra, p.max) end
+  return w
+end
+
 --- Should `err` (after attempt number `attempt`, started at `t0`) be retried?
 function M.should_retry(p, err, attempt, idempotent, t0)
   if attempt >= p.attempts then return false end

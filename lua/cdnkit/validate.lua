@@ -104,6 +104,10 @@ local function scalar(p, v, typ, item)
       return nil, "must be one of " .. enum_text(p.enum) .. ", got " .. int_string(v)
     end
     return int_string(v)
+  elseif typ == "boolean" then
+    if v == true or v == "true" then return "true" end
+    if v == false or v == "false" then return "false" end
+    return nil, "must be a boolean (true or false), got " .. (type(v) == "string" and ("'" .. v .. "'") or type(v))
   elseif typ == "number" then
     if type(v) == "string" then v = tonumber(v) or v end
     if type(v) ~= "number" or not finite(v) then return nil, "must be a finite number, got " .. tostring(v) end
@@ -160,11 +164,13 @@ end
 -- needs, computed before the first call.
 function M.plan(api, a)
   local params = a.params or {}
-  local byname, known, required = {}, {}, false
+  local byname, known, required, body = {}, {}, false, nil
   for i, p in ipairs(params) do
     byname[p[1]] = p
     known[i] = p[1]
     if p.required then required = true end
+    -- parameters the vendor takes in the request body (Alibaba's form body)
+    if p.body then body = body or {}; body[p[1]] = true end
   end
   sort(known)
   return {
@@ -172,7 +178,7 @@ function M.plan(api, a)
     where = "cdnkit." .. api.vendor .. " " .. a.name .. ": ",
     known = #known > 0 and (" (documented: " .. concat(known, ", ") .. ")") or
       " (it takes no parameters)",
-    idempotent = a.idempotent, http = a.http, paginate = a.paginate,
+    idempotent = a.idempotent, http = a.http, paginate = a.paginate, body = body,
     -- nothing to check when no parameter is given
     trivial = not required and not a.one_of and not a.requires_any,
   }
@@ -237,6 +243,23 @@ function M.check_plan(P, params, list_form)
         return nil, where .. "parameter '" .. name .. "' has " .. n .. " items; the documented limit is " ..
           p.max_items .. " per call (client:refresh/prefetch split big lists for you)"
       end
+      local by = p.max_by
+      local cap = by and params[by.param] ~= nil and by[tostring(params[by.param])]
+      if cap and n > cap then
+        return nil, where .. "parameter '" .. name .. "' has " .. n .. " items; with " .. by.param ..
+          " = " .. tostring(params[by.param]) .. " the documented limit is " .. cap .. " per call"
+      end
+      if p.max_domains then
+        local hosts, nh = {}, 0
+        for i = 1, n do
+          local h = type(items[i]) == "string" and items[i]:match("^%a[%w+.-]*://([^/?#]+)")
+          if h and not hosts[h:lower()] then hosts[h:lower()] = true; nh = nh + 1 end
+        end
+        if nh > p.max_domains then
+          return nil, where .. "parameter '" .. name .. "' holds URLs of " .. nh .. " domains; the " ..
+            "documented limit is " .. p.max_domains .. " domains per call (client:refresh splits for you)"
+        end
+      end
       local strs = {}
       for i = 1, n do
         local s, msg = scalar(p, items[i], p.item or "string", true)
@@ -250,6 +273,33 @@ function M.check_plan(P, params, list_form)
         strs[i] = s
       end
       if n > 0 then list_form(name, strs, p, out) end
+    elseif typ == "objects" then
+      -- an array of flat tables: Name.1.Key=value, Name.1.Value=value, ...
+      local items, n = as_array(v)
+      if not items then
+        return nil, where .. "parameter '" .. name .. "' must be an array of tables, got " .. type(v)
+      end
+      if p.max_items and n > p.max_items then
+        return nil, where .. "parameter '" .. name .. "' has " .. n .. " items; the documented limit is " ..
+          p.max_items .. " per call"
+      end
+      for i = 1, n do
+        local item = items[i]
+        if type(item) ~= "table" then
+          return nil, where .. "parameter '" .. name .. "' item " .. i .. " must be a table, got " .. type(item)
+        end
+        for k, x in pairs(item) do
+          if type(k) ~= "string" or not k:match("^[%w_]+$") then
+            return nil, where .. "parameter '" .. name .. "' item " .. i .. " has a bad field name"
+          end
+          local s, msg = scalar({}, x, type(x) == "boolean" and "boolean" or
+            (type(x) == "number" and "number" or "string"))
+          if not s then
+            return nil, where .. "parameter '" .. name .. "' item " .. i .. " field '" .. k .. "' " .. msg
+          end
+          out[name .. "." .. i .. "." .. k] = s
+        end
+      end
     elseif typ == "json" then
       if type(v) == "table" then
         local ok, s = pcall(core.json_encode, v)

@@ -69,11 +69,24 @@ M.creds = {
   qcloud = { secret_id = "AKIDtest", secret_key = "testkey" },
 }
 
+-- the API version emu.client() gives unless `extra.version` names one: the
+-- seed documents' versions, which most specs were written for (the vendors'
+-- current versions have specs of their own, which ask for them)
+M.seed_version = { aliyun = "2014-11-11", qcloud = "v2" }
+
 --- A client of `vendor` pointed at emulator `e`, with extra options.
+-- `extra.version = false` gives the vendor's default (current) version.
 function M.client(e, extra)
   local cdnkit = require "cdnkit"
   local o = {}
   for k, v in pairs(M.creds[e.vendor]) do o[k] = v end
+  o.version = M.seed_version[e.vendor]
+  if extra and extra.version == false then
+    o.version = nil
+    local x = {}
+    for k, v in pairs(extra) do if k ~= "version" then x[k] = v end end
+    extra = x
+  end
   o.endpoint = e.url
   o.retry = { attempts = 3, base = 0.01, max = 0.05 }
   for k, v in pairs(extra or {}) do o[k] = v end

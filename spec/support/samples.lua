@@ -20,10 +20,20 @@ local function scalar(p, typ)
   return "sample"
 end
 
+-- JSON parameters whose documented shape the emulators check
+local JSON = {
+  Sources = { { content = "1.1.1.1", type = "ipaddr", priority = "20", port = 80, weight = "10" } },
+  Functions = { { functionName = "referer_white_list_set",
+                  functionArgs = { { argName = "refer_domain_allow_list", argValue = "a.example.com" } } } },
+}
+
 function M.value(p)
   local typ = p[2]
   if typ == "list" then return { scalar(p, p.item or "string") } end
-  if typ == "json" then return { sample = 1 } end
+  if typ == "json" then return JSON[p[1]] or { sample = 1 } end
+  if typ == "boolean" then return true end
+  if typ == "objects" then return { { Key = "k", Value = "v" } } end
+  if typ == "object" then return {} end
   return scalar(p, typ)
 end
 

@@ -1,21 +1,76 @@
--- cdnkit.vendors.aliyun: protocol adapter for Alibaba Cloud CDN, RPC API
--- 2014-11-11.  Signing (scheme aliyun_rpc_v2, in C: src/sign.c):
--- percent-encode and sort the query, StringToSign = METHOD&%2F&pct(query),
--- HMAC-SHA1 with key secret.."&".  Errors: HTTP 4xx/5xx with
--- {RequestId, HostId, Code, Message}.  The contract this file fulfils is in
--- README.md in this folder.
+-- cdnkit.vendors.aliyun: protocol adapter for Alibaba Cloud CDN, RPC API.
+--
+-- Version 2018-05-10 (the default, today's API) signs with ACS3-HMAC-SHA256
+-- ("signature V3", the official SDKs' default): the canonical request
+-- METHOD \n / \n sorted RFC 3986 query \n signed headers \n their names \n
+-- hex(sha256(body)), StringToSign = "ACS3-HMAC-SHA256\n" .. hex(sha256(it)),
+-- HMAC-SHA256 keyed with the secret (in C: src/sign.c acs3_hmac_sha256),
+-- sent in an Authorization header with x-acs-action, x-acs-version,
+-- x-acs-date, x-acs-signature-nonce and x-acs-content-sha256.  Each action's
+-- parameters go in the query string, except those the API data marks `body`
+-- (a form body).  `signature = "v2"` signs the same request the older way.
+--
+-- Version 2014-11-11 (the seed document's API, retired by the vendor in
+-- September 2023) and signature V2: scheme aliyun_rpc_v2 (in C): percent-encode
+-- and sort the parameters, StringToSign = METHOD&%2F&pct(query), HMAC-SHA1
+-- with key secret.."&", sent as the Signature parameter.
+--
+-- Errors (both): HTTP 4xx/5xx with {RequestId, HostId, Code, Message}.  The
+-- contract this file fulfils is in README.md in this folder.
 local core = require "cdnkit.core"
 local raise = require("cdnkit.errors").raise
 local errors = require "cdnkit.errors"
 local validate = require "cdnkit.validate"
 local transport = require "cdnkit.transport"
 
+local V2018, V2014 = "2018-05-10", "2014-11-11"
+
+-- 2014-11-11 actions that 2018-05-10 renamed or replaced (the vendor's
+-- announcement of the 2014 API's retirement); `false`: no successor
+local CONFIG = "BatchSetCdnDomainConfig (DescribeCdnDomainConfigs reads, DeleteSpecificConfig removes)"
+local MOVED_2018 = {
+  DescribeDomainFlowData = "DescribeDomainTrafficData",
+  DescribeDomainSrcFlowData = "DescribeDomainSrcTrafficData",
+  DescribeDomainConfigs = "DescribeCdnDomainConfigs",
+  DescribeUserCustomLogConfig = "ListUserCustomLogConfig",
+  SetDomainServerCertificate = "SetCdnDomainSSLCertificate",
+  DeleteCacheExpiredConfig = "DeleteSpecificConfig",
+  DeleteHttpHeaderConfig = "DeleteSpecificConfig",
+  ModifyFileCacheExpiredConfig = CONFIG, ModifyHttpHeaderConfig = CONFIG,
+  ModifyPathCacheExpiredConfig = CONFIG, SetErrorPageConfig = CONFIG,
+  SetFileCacheExpiredConfig = CONFIG, SetForceRedirectConfig = CONFIG,
+  SetHttpHeaderConfig = CONFIG, SetIgnoreQueryStringConfig = CONFIG,
+  SetIpBlackListConfig = CONFIG, SetOptimizeConfig = CONFIG, SetPageCompressConfig = CONFIG,
+  SetPathCacheExpiredConfig = CONFIG, SetRangeConfig = CONFIG, SetRefererConfig = CONFIG,
+  SetReqAuthConfig = CONFIG, SetSourceHostConfig = CONFIG, SetVideoSeekConfig = CONFIG,
+  DescribeDomainFileSizeProportionData = false, DescribeDomainSlowRatio = false,
+  SetDynamicConfig = false, ModifyUserCustomLogConfig = false,
+  ModifyDomainCustomLogConfig = false,
+}
+
 local A = {
   name = "aliyun",
   order = 1,
-  default_version = "2014-11-11",
+  default_version = V2018,
   versions = {
-    ["2014-11-11"] = {
+    [V2018] = {
+      api = "cdnkit.apis.aliyun_2018_05_10",
+      endpoint = "https://cdn.aliyuncs.com",
+      path = "/",
+      scheme = "acs3_hmac_sha256",
+      default_method = "POST",
+      methods = { GET = true, POST = true },
+      moved = MOVED_2018,
+      -- report:wait(): DescribeRefreshTaskById (30/s), ten task ids a query
+      task_status = {
+        default = {
+          action = "DescribeRefreshTaskById", id_param = "TaskId", items = "Tasks",
+          field = "Status", done = { Complete = true }, failed = { Failed = true },
+          ids_max = 10, row_id = "TaskId",
+        },
+      },
+    },
+    [V2014] = {
       api = "cdnkit.apis.aliyun_2014_11_11",
       endpoint = "https://cdn.aliyuncs.com",
       path = "/",
@@ -24,7 +79,10 @@ local A = {
       methods = { GET = true, POST = true },
     },
   },
-  options = { access_key_id = "string", access_key_secret = "string" },
+  options = { access_key_id = "string", access_key_secret = "string", signature = "string" },
+  -- prepare()'s third argument may also pin the version signed (with call =
+  -- true, to reproduce a vector of another product's API)
+  fixed = { version = true },
 }
 
 -- the transient codes Alibaba documents for its RPC API: retry with a fresh nonce
@@ -48,17 +106,148 @@ function A.check_fixed(fixed)
   end
 end
 
+function A.check_options(opts)
+  local sig = opts.signature
+  if sig ~= nil and sig ~= "v3" and sig ~= "v2" then
+    raise("cdnkit.aliyun: option 'signature' must be \"v3\" (ACS3-HMAC-SHA256) or \"v2\" " ..
+      "(HMAC-SHA1), got '" .. sig .. "'")
+  end
+  if sig == "v3" and opts.version == V2014 then
+    raise("cdnkit.aliyun: option 'signature': API 2014-11-11 is signed with \"v2\" only")
+  end
+end
+
 function A.init(st, opts, key_id)
   st.key_id = key_id
+  st.signature = st.version == V2014 and "v2" or (opts.signature or "v3")
+  if st.signature == "v2" then st.sign = core.signers.aliyun_rpc_v2 end
+  -- the Host header as signed and sent (V3): the endpoint's authority
+  st.host = st.endpoint:match("^https?://([^/]+)")
 end
 
--- Alibaba joins list parameters with the declared separator
+-- Alibaba joins list parameters with the declared separator; a list
+-- declared without one is the RPC repeated form Name.1, Name.2, ...
 function A.list_form(name, items, p, out)
-  out[name] = table.concat(items, p.sep or ",")
+  if p.sep or p[2] == nil then
+    out[name] = table.concat(items, p.sep or ",")
+  else
+    for i, v in ipairs(items) do out[name .. "." .. i] = v end
+  end
 end
 
---- Build the signed request.  `fixed` may pin timestamp, nonce, method.
-function A.build(self, st, P, flat, fixed)
+local pct, sha256_hex = core.pct_encode, core.sha256_hex
+local concat, sort = table.concat, table.sort
+local FORM = "application/x-www-form-urlencoded"
+
+-- name=value pairs of `t`, percent-encoded (RFC 3986), sorted by name
+local function encoded(t)
+  local keys, n = {}, 0
+  for k in next, t do n = n + 1; keys[n] = k end
+  sort(keys)
+  for i = 1, n do local k = keys[i]; keys[i] = pct(k) .. "=" .. pct(t[k]) end
+  return concat(keys, "&")
+end
+
+-- the action's parameters split by where they travel (plan.body: the names
+-- that go in the form body); nil body when none does
+-- (call()'s `version` option arrives as flat.Version: it names the version,
+-- it is not a parameter of the action)
+local function split(P, flat)
+  local body = P.body
+  if not body and flat.Version == nil then return flat, nil end
+  local q, b = {}, nil
+  for k, v in next, flat do
+    if body and body[k] then b = b or {}; b[k] = v elseif k ~= "Version" then q[k] = v end
+  end
+  return q, b
+end
+
+-- the timestamp and nonce of one attempt (prepare may pin them)
+local function stamp(st, fixed)
+  local now = core.now() + st.clock_offset
+  return now, fixed.timestamp or core.iso8601(now), fixed.nonce or core.uuid4()
+end
+
+-- Signature V3 (ACS3-HMAC-SHA256): headers signed, query and body as sent
+local function build_v3(self, st, P, flat, fixed)
+  local method = fixed.method or P.http or st.method
+  local query, body = split(P, flat)
+  local version = fixed.version or flat.Version or st.version
+  local now, date, nonce = stamp(st, fixed)
+  local q = encoded(query)
+  local payload = body and encoded(body) or ""
+  local hash = sha256_hex(payload)
+  local h = {
+    host = st.host, ["x-acs-action"] = P.name, ["x-acs-version"] = version,
+    ["x-acs-date"] = date, ["x-acs-signature-nonce"] = nonce, ["x-acs-content-sha256"] = hash,
+  }
+  if body then h["content-type"] = FORM end
+  local names = {}
+  for k in next, h do names[#names + 1] = k end
+  sort(names)
+  local lines = {}
+  for i, k in ipairs(names) do lines[i] = k .. ":" .. h[k] .. "\n" end
+  local signed = concat(names, ";")
+  local canonical = method .. "\n/\n" .. q .. "\n" .. concat(lines) .. "\n" .. signed .. "\n" .. hash
+  local sts = "ACS3-HMAC-SHA256\n" .. sha256_hex(canonical)
+  local sig = st.sign(self, sts)
+  local headers = {
+    Host = st.host, ["User-Agent"] = st.user_agent,
+    ["x-acs-action"] = P.name, ["x-acs-version"] = version, ["x-acs-date"] = date,
+    ["x-acs-signature-nonce"] = nonce, ["x-acs-content-sha256"] = hash,
+    Authorization = "ACS3-HMAC-SHA256 Credential=" .. st.key_id .. ",SignedHeaders=" .. signed ..
+      ",Signature=" .. sig,
+  }
+  if body then headers["Content-Type"] = FORM end
+  local req = transport.request(st, method, q ~= "" and (st.url_get .. q) or st.url, headers,
+    body and payload or nil)
+  local meta = { client = self, timestamp = now, sts = sts }
+  if fixed.explain then
+    meta.explain = { canonical = canonical, string_to_sign = sts, signature = sig,
+                     signed_headers = signed, key = "<access_key_secret>" }
+  end
+  return req, meta
+end
+
+-- Signature V2 on 2018-05-10: the common parameters, the action's query
+-- parameters and the Signature in the URL, the form-body parameters in the
+-- body; the signature covers all of them (as the official SDKs' V2 does)
+local function build_v2(self, st, P, flat, fixed)
+  local method = fixed.method or P.http or st.method
+  local query, body = split(P, flat)
+  local now, date, nonce = stamp(st, fixed)
+  local params = {
+    Action = P.name, Format = "JSON", Version = fixed.version or flat.Version or st.version,
+    AccessKeyId = st.key_id, SignatureMethod = "HMAC-SHA1", SignatureVersion = "1.0",
+    SignatureNonce = nonce, Timestamp = date,
+  }
+  for k, v in next, query do params[k] = v end
+  local explain, url, sts, sig, canonical = fixed.explain, nil, nil, nil, nil
+  local req
+  if not body then
+    url, sts, sig, canonical = st.sign(self, params, method, st.url_get, explain)
+    req = transport.request(st, method, url, { ["User-Agent"] = st.user_agent })
+  else
+    local all = {}
+    for k, v in next, params do all[k] = v end
+    for k, v in next, body do all[k] = v end
+    local _
+    _, sts, sig, canonical = st.sign(self, all, method, "", true)
+    params.Signature = sig
+    req = transport.request(st, method, st.url_get .. encoded(params),
+      { ["User-Agent"] = st.user_agent, ["Content-Type"] = FORM }, encoded(body))
+    params = all
+  end
+  local meta = { client = self, params = params, method = method, timestamp = now }
+  if explain then
+    meta.explain = { canonical = canonical, string_to_sign = sts, signature = sig,
+                     key = "<access_key_secret>&" }
+  end
+  return req, meta
+end
+
+--- 2014-11-11: the signed query in the URL (GET) or a form body (POST).
+local function build_2014(self, st, P, flat, fixed)
   local method = fixed.method or P.http or st.method
   -- the common parameters in one constructor (sized once), then the action's
   local now = core.now() + st.clock_offset
@@ -82,6 +271,15 @@ function A.build(self, st, P, flat, fixed)
                      key = "<access_key_secret>&" }
   end
   return req, meta
+end
+
+--- Build the signed request.  `fixed` may pin timestamp, nonce, method.
+function A.build(self, st, P, flat, fixed)
+  if st.version ~= V2014 then
+    if st.signature == "v3" then return build_v3(self, st, P, flat, fixed) end
+    return build_v2(self, st, P, flat, fixed)
+  end
+  return build_2014(self, st, P, flat, fixed)
 end
 
 -- where our string-to-sign and the server's differ, for SignatureDoesNotMatch
@@ -128,7 +326,24 @@ function A.parse(st, action, status, headers, body, meta)
   -- judge_replay makes it ambiguous)
   if data.Code == "SignatureNonceUsed" then e.replay = true end
   if data.Code:match("^InvalidAccessKeyId") then e.hint = "check access_key_id" end
-  if data.Code == "SignatureDoesNotMatch" and meta and meta.params then
+  if RETRYABLE[data.Code] and data.Code:match("^Throttling") then
+    -- the vendor may say how long until the limit resets: TimeLeft in the
+    -- x-ratelimit-user-api / x-ratelimit-user header ("k:v,k:v"; the unit
+    -- is not documented: read as milliseconds).  The retry waits at least
+    -- this long (capped by the retry policy's max).
+    for _, hn in ipairs { "x-ratelimit-user-api", "x-ratelimit-user" } do
+      local left = headers[hn] and tonumber(headers[hn]:match("[Tt]ime[Ll]eft:%s*(%d+)"))
+      if left then e.retry_after = left / 1000; break end
+    end
+  end
+  if data.Code == "SignatureDoesNotMatch" and meta and meta.sts then
+    local server = e.message:match("server string to sign is:(.*)$")
+    if server then
+      e.server_string_to_sign = server
+      e.diff = diff(meta.sts, server) or
+        "string-to-sign is the same as the server's: check access_key_secret"
+    end
+  elseif data.Code == "SignatureDoesNotMatch" and meta and meta.params then
     local server = e.message:match("server string to sign is:(.*)$")
     local ok, _, ours = pcall(st.sign, meta.client, meta.params, meta.method, "", true)
     if server and ok then
@@ -139,24 +354,36 @@ function A.parse(st, action, status, headers, body, meta)
   return nil, e
 end
 
--- batching (client:refresh / client:prefetch)
-function A.batch_params(kind, items)
+-- batching (client:refresh / client:prefetch); `extra` are the user's
+-- `params` (ObjectType Regex/ExQuery, Force, Area, ...), checked by the
+-- engine against the action's API data
+function A.batch_params(kind, items, extra)
+  local p = {}
+  for k, v in pairs(extra or {}) do p[k] = v end
+  p.ObjectPath = items
   if kind == "refresh_dir" then
-    return "RefreshObjectCaches", { ObjectPath = items, ObjectType = "Directory" }
+    p.ObjectType = "Directory"
+    return "RefreshObjectCaches", p
   elseif kind == "prefetch" then
-    return "PushObjectCache", { ObjectPath = items }
+    return "PushObjectCache", p
   end
-  return "RefreshObjectCaches", { ObjectPath = items, ObjectType = "File" }
+  p.ObjectType = p.ObjectType or "File"
+  return "RefreshObjectCaches", p
 end
 
 -- refresh{ check_quota = true } reads this (values are strings in the response)
+-- (both versions); a refresh with params.ObjectType Regex or ExQuery counts
+-- against those quotas instead
 A.quota = {
   action = "DescribeRefreshQuota",
   remain = { refresh_url = "UrlRemain", refresh_dir = "DirRemain", prefetch = "PreloadRemain" },
+  type_param = "ObjectType",
+  by_type = { Regex = "RegexRemain", ExQuery = "IgnoreParamsRemain" },
 }
 
--- report:wait() polls this (data, not code): the task list, newest first,
--- 50 tasks a page (`list`), then one query per task id for any not seen
+-- report:wait() polls this (data, not code) on 2014-11-11: the task list,
+-- newest first, 50 tasks a page (`list`), then one query per task id for any
+-- not seen.  2018-05-10 declares its own (DescribeRefreshTaskById) above.
 A.task_status = {
   default = {
     action = "DescribeRefreshTasks", id_param = "TaskId", items = "Tasks.CDNTask",
