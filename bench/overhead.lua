@@ -26,6 +26,7 @@ local function shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 -- the bare loop GETs a URL signed the way cdnkit signs it (fixed time/nonce:
 -- the server does not check it)
 local c = cdnkit.aliyun { access_key_id = "testid", access_key_secret = "testsecret",
+                          version = "2014-11-11",
                           endpoint = "http://127.0.0.1:" .. PORT, rate = false, retry = false }
 local URL = c:prepare("DescribeCdnService", {}, {
   timestamp = "2015-08-06T02:19:46Z", nonce = "9b7a44b0-3be1-11e5-8c73-08002700c460" }).url
@@ -36,10 +37,16 @@ local CONTENDERS = {
     cmd = ("%s %s %d %d"):format(shq(BARE), shq(URL), N, WARM) },
   { name = "cdnkit",
     cmd = ("%s bench/request.lua %s %d %d"):format(shq(LUA), PORT, N, WARM) },
+  -- today's default: API 2018-05-10, signature V3 (a POST with seven signed
+  -- headers and two SHA-256 hashes per call); informative, the baseline is a GET
+  { name = "cdnkit 2018-05-10 V3", info = true,
+    cmd = ("%s bench/request.lua %s %d %d v3"):format(shq(LUA), PORT, N, WARM) },
 }
+local PC
 if POPCORE then
-  CONTENDERS[3] = { name = "pop-core (node)",
+  PC = { name = "pop-core (node)",
     cmd = ("env POPCORE=%s node bench/popcore.js %s %d %d"):format(shq(POPCORE), PORT, N, WARM) }
+  CONTENDERS[#CONTENDERS + 1] = PC
 end
 
 local function log_size()
@@ -100,7 +107,7 @@ end
 
 print(("request overhead: %d sequential GETs per run (+%d warm-up), %d interleaved rounds, nginx 127.0.0.1:%s")
   :format(N, WARM, ROUNDS, PORT))
-print(("  %-17s %8s %8s %17s %12s %6s %9s"):format("", "calls/s", "us/call", "calls/s min..max",
+print(("  %-21s %8s %8s %17s %12s %6s %9s"):format("", "calls/s", "us/call", "calls/s min..max",
   "CPU us/call", "conns", "requests"))
 local function count(t)
   local lo, hi = range(t)
@@ -110,7 +117,7 @@ for i, ct in ipairs(CONTENDERS) do
   local x = res[ct]
   local m = median(x.rates)
   local lo, hi = range(x.rates)
-  print(("  %-17s %8.0f %8.1f %8.0f..%-8.0f %12.1f %6s %9s%s"):format(ct.name, m, 1e6 / m, lo, hi,
+  print(("  %-21s %8.0f %8.1f %8.0f..%-8.0f %12.1f %6s %9s%s"):format(ct.name, m, 1e6 / m, lo, hi,
     median(x.cpu), count(x.conns), count(x.reqs), i == 1 and "   (baseline)" or ""))
 end
 
@@ -134,8 +141,11 @@ line("cdnkit time/call / bare libcurl time/call", r1,
   ("  target <= 1.25: %s"):format(r1 <= 1.25 and "met" or "MISSED"))
 line("(info) cdnkit CPU/call / bare CPU/call", median(ck.cpu) / median(bare.cpu),
   { paired(ck, bare, function(a, b, r) return a.cpu[r] / b.cpu[r] end) })
+local v3 = res[CONTENDERS[3]]
+line("(info) cdnkit V3 POST time/call / bare GET", median(bare.rates) / median(v3.rates),
+  { paired(v3, bare, function(a, b, r) return b.rates[r] / a.rates[r] end) })
 if POPCORE then
-  local pc = res[CONTENDERS[3]]
+  local pc = res[PC]
   local r2 = median(ck.rates) / median(pc.rates)
   line("cdnkit calls/s / pop-core calls/s", r2,
     { paired(ck, pc, function(a, b, r) return a.rates[r] / b.rates[r] end) },
@@ -152,7 +162,7 @@ for _, ct in ipairs(CONTENDERS) do
   if rlo ~= expect or rhi ~= expect then
     print(("  WARNING: %s: %d..%d requests logged per run, expected %d"):format(ct.name, rlo, rhi, expect))
   end
-  if ct ~= CONTENDERS[3] and cmax ~= 1 then
+  if ct ~= PC and cmax ~= 1 then
     print(("  WARNING: %s opened %d TCP connections in a run, expected 1 (keep-alive)")
       :format(ct.name, cmax))
   end

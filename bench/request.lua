@@ -13,10 +13,13 @@ local core = require "cdnkit.core"
 local cdnkit = require "cdnkit"
 
 local port, n, warm = tonumber(arg[1]), tonumber(arg[2]), tonumber(arg[3] or 0)
-assert(port and n and warm, "usage: request.lua PORT N WARMUP")
+assert(port and n and warm, "usage: request.lua PORT N WARMUP [v3]")
 
+-- the 2014-11-11 client (a signed GET, comparable with the bare libcurl
+-- loop), or with "v3" today's default: 2018-05-10 signed with ACS3
 local c = cdnkit.aliyun {
   access_key_id = "testid", access_key_secret = "testsecret",
+  version = arg[4] == "v3" and "2018-05-10" or "2014-11-11",
   endpoint = "http://127.0.0.1:" .. port, rate = false, retry = false,
 }
 

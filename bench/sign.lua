@@ -20,7 +20,10 @@ local SECONDS = 0.3 -- a Lua scheme runs about this long per round (at most N op
 local SECRET = "testsecret"
 local FIXED = { timestamp = "2015-08-06T02:19:46Z", nonce = "9b7a44b0-3be1-11e5-8c73-08002700c460" }
 local client = cdnkit.aliyun { access_key_id = "testid", access_key_secret = SECRET,
-                               rate = false, retry = false }
+                               version = "2014-11-11", rate = false, retry = false }
+-- today's default client: API 2018-05-10, signature V3
+local client3 = cdnkit.aliyun { access_key_id = "testid", access_key_secret = SECRET,
+                                rate = false, retry = false }
 local KEY = SECRET .. "&"
 -- the string-to-sign of the call, from prepare() (with explain = true where
 -- prepare takes it; older cores also put it on the request itself)
@@ -61,6 +64,9 @@ local SCHEMES = {
   { "aliyun_rpc_v2 client:prepare()", "sha1",
     function() return client:prepare("DescribeCdnService", {}, FIXED) end,
     info = "the whole request: checks, parameters, signing, request table" },
+  { "acs3 client:prepare() (2018-05-10)", "sha256",
+    function() return client3:prepare("DescribeCdnService", {}, FIXED) end,
+    info = "the whole V3 request: canonical request, two SHA-256, HMAC, headers" },
   { "aliyun_rpc_v2 core signer", "sha1",
     aliyun_v2 and function() return aliyun_v2(client, PARAMS, "GET") end },
   { "acs3_hmac_sha256 core signer", "sha256",

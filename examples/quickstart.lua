@@ -12,9 +12,9 @@ local function show_error(what, err)
   io.stderr:write(("  %s failed: %s\n"):format(what, tostring(err)))
 end
 
--- Alibaba Cloud -------------------------------------------------------------
+-- Alibaba Cloud: API 2018-05-10 (the default; signature V3) ---------------
 local ali = cdnkit.aliyun { endpoint = os.getenv("CDNKIT_ALIYUN_ENDPOINT") }
-print(("== %s"):format(tostring(ali)))
+print(("== %s, API %s"):format(tostring(ali), ali:version()))
 
 local count, by_status = 0, {}
 local ok, err = pcall(function()
@@ -33,13 +33,14 @@ for status, n in pairs(by_status) do print(("      %-10s %d"):format(status, n))
 local report = ali:refresh {
   urls = { "http://example-0001.com/index.html", "http://example-0001.com/app.js",
            "http://example-0001.com/index.html" },               -- the duplicate is sent once
-  dirs = { "example-0001.com/static/" },
+  dirs = { "http://example-0001.com/static/" },
 }
 print(("  refresh: %d URLs/dirs in %d calls, task ids %s, %s"):format(
   report.done, report.batches, table.concat(report.task_ids, ","),
   report.ok and "all accepted" or (#report.failed .. " batches failed")))
 
--- when has the purge taken effect?  poll the task API until every task is done
+-- when has the purge taken effect?  poll the task API (DescribeRefreshTaskById)
+-- until every task is done
 local status = report:wait { timeout = 30, interval = 0.5 }
 print(("  tasks: %d done, %d failed, %d still running%s"):format(#status.done, #status.failed,
   #status.running, status.complete and " - purge complete" or ""))

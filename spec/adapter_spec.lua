@@ -127,11 +127,11 @@ describe("versions and options", function()
       cdnkit.aliyun { access_key_id = "k", access_key_secret = "s", timout = 3 }
     end)
     raises_with("cdnkit.qcloud: unknown option 'access_key_id'", function()
-      cdnkit.qcloud { secret_id = "k", secret_key = "s", access_key_id = "x" }
+      cdnkit.qcloud { version = "v2", secret_id = "k", secret_key = "s", access_key_id = "x" }
     end)
   end)
   it("prepare() takes the fixed keys the adapter declares, and only those", function()
-    local q = cdnkit.qcloud { secret_id = "k", secret_key = "s" }
+    local q = cdnkit.qcloud { version = "v2", secret_id = "k", secret_key = "s" }
     assert.is_table(q:prepare("GetPayType", {}, { region = "gz", host = "h", sign_method = "HmacSHA256" }))
     local a = cdnkit.aliyun { access_key_id = "k", access_key_secret = "s" }
     raises_with("prepare: unknown option 'region'", function()

@@ -197,7 +197,7 @@ describe("pace (token bucket)", function()
     assert.near(101.6, pace.take(b, 101.5), 1e-9)
   end)
   it("takes the documented rate of an action, and the vendor's for every action", function()
-    local api = cdnkit.api("qcloud")
+    local api = cdnkit.api("qcloud", "v2")
     local a
     for _, x in ipairs(api.actions) do if x.name == "RefreshCdnUrl" then a = x end end
     assert.near(20, pace.action_rate(a), 1e-9)

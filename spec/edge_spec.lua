@@ -24,7 +24,8 @@ end
 
 -- a fake Tencent: handler(params) -> Lua table (the JSON envelope)
 local function fake_qcloud(handler, extra)
-  local o = { secret_id = "a", secret_key = "b", retry = { attempts = 3, base = 0.001, max = 0.002 } }
+  local o = { secret_id = "a", secret_key = "b", version = "v2",
+              retry = { attempts = 3, base = 0.001, max = 0.002 } }
   for k, v in pairs(extra or {}) do o[k] = v end
   o.transport = function(req)
     local body = handler(form(req.body))
@@ -125,7 +126,7 @@ describe("bad transports never lose work", function()
   end)
   it("upper-case header names from a transport still reach clock learning", function()
     local skewed, calls = false, 0
-    local c = cdnkit.qcloud { secret_id = "a", secret_key = "b", retry = false,
+    local c = cdnkit.qcloud { version = "v2", secret_id = "a", secret_key = "b", retry = false,
       transport = function(req)
         calls = calls + 1
         local p = form(req.body)
@@ -195,7 +196,7 @@ describe("retry and pacing are really applied", function()
 end)
 
 describe("validation corners", function()
-  local qc = cdnkit.qcloud { secret_id = "a", secret_key = "b" }
+  local qc = cdnkit.qcloud { version = "v2", secret_id = "a", secret_key = "b" }
   local ali = cdnkit.aliyun { access_key_id = "a", access_key_secret = "b" }
   local function raises(pat, f)
     local ok, msg = pcall(f)
@@ -235,17 +236,17 @@ describe("validation corners", function()
     assert.equal("0", validate.id_string(-0.0))
   end)
   it("signs the bracketed host of an IPv6 endpoint", function()
-    local c = cdnkit.qcloud { secret_id = "a", secret_key = "b", endpoint = "http://[::1]:8080" }
+    local c = cdnkit.qcloud { version = "v2", secret_id = "a", secret_key = "b", endpoint = "http://[::1]:8080" }
     local r = c:prepare("GetPayType", {}, { explain = true })
     assert.truthy(r.explain.string_to_sign:find("^POST%[::1%]/v2/index%.php%?"))
   end)
   it("constructor mistakes point at the caller and echo no credentials", function()
-    local ok, msg = pcall(function() local c = cdnkit.qcloud { secret_id = "a", secret_key = "b", timeout = -1 } return c end)
+    local ok, msg = pcall(function() local c = cdnkit.qcloud { version = "v2", secret_id = "a", secret_key = "b", timeout = -1 } return c end)
     assert.is_false(ok)
     assert.truthy(msg:match("^spec/edge_spec%.lua:%d+: "), msg)
-    ok, msg = pcall(cdnkit.qcloud, { secret_id = "a", secret_key = "b", endpoint = "https://u:pw@x.com" })
+    ok, msg = pcall(cdnkit.qcloud, { version = "v2", secret_id = "a", secret_key = "b", endpoint = "https://u:pw@x.com" })
     assert.falsy(msg:find("pw", 1, true))
-    ok, msg = pcall(cdnkit.qcloud, { secret_id = "a", secret_key = "b", region = 5 })
+    ok, msg = pcall(cdnkit.qcloud, { version = "v2", secret_id = "a", secret_key = "b", region = 5 })
     assert.truthy(msg:find("'region' must be a string", 1, true))
   end)
   it("hides a session token in traces", function()
@@ -286,7 +287,7 @@ describe("validation corners", function()
 end)
 
 describe("first-use experience", function()
-  local qc = cdnkit.qcloud { secret_id = "a", secret_key = "b" }
+  local qc = cdnkit.qcloud { version = "v2", secret_id = "a", secret_key = "b" }
   local function raises(pat, f)
     local ok, msg = pcall(f)
     assert.is_false(ok)
@@ -318,7 +319,7 @@ describe("first-use experience", function()
     raises("nonce must be a positive integer", function() return qc:prepare("GetPayType", {}, { nonce = "x" }) end)
   end)
   it("a closed client says so at the caller", function()
-    local c = cdnkit.qcloud { secret_id = "a", secret_key = "b" }
+    local c = cdnkit.qcloud { version = "v2", secret_id = "a", secret_key = "b" }
     c:close()
     assert.is_true(c:is_closed())
     local ok, msg = pcall(function() local r = c:GetPayType {} return r end)

@@ -18,7 +18,7 @@ describe("qcloud", function()
   before_each(function() e:reset() end)
 
   describe("signature vectors (Tencent Cloud API v2 signature documentation)", function()
-    local doc = cdnkit.qcloud { secret_id = "AKIDT8G5AsY1D3MChWooNq1rFSw1fyBVCX9D",
+    local doc = cdnkit.qcloud { version = "v2", secret_id = "AKIDT8G5AsY1D3MChWooNq1rFSw1fyBVCX9D",
                                 secret_key = "pxPgRWDbCy86ZYyqBTDk7WmeRZSmPco0" }
     it("document SHA1 vector, GET and POST", function()
       local fixed = { timestamp = 1463122059, nonce = 13029, method = "GET", explain = true }
@@ -38,7 +38,7 @@ describe("qcloud", function()
       assert.equal("b/HlnO7vWEtR/kf21BvF0fX4vGmIThwWxlaD5GQtlSM=", r.explain.signature)
     end)
     it("SDK unit-test vectors (other host, Region, Version)", function()
-      local sdk = cdnkit.qcloud { secret_id = "secretIdFoo", secret_key = "secretKeyBar",
+      local sdk = cdnkit.qcloud { version = "v2", secret_id = "secretIdFoo", secret_key = "secretKeyBar",
                                   endpoint = "https://cvm.api.qcloud.com" }
       local fixed = { timestamp = 1512393162, nonce = "1290303896666895346", region = "ap-guangzhou",
                       sign_method = "HmacSHA1", method = "POST", call = true, explain = true }
@@ -52,7 +52,7 @@ describe("qcloud", function()
       assert.equal("B2T37FRSP6Fk0/q/cdfrTE0p3zX5ooB/2BPWZUFpsj4=", r.explain.signature)
     end)
     it("self-computed vectors: raw URL values in the source string", function()
-      local c = cdnkit.qcloud { secret_id = "secretIdFoo", secret_key = "secretKeyBar" }
+      local c = cdnkit.qcloud { version = "v2", secret_id = "secretIdFoo", secret_key = "secretKeyBar" }
       local r = c:prepare("RefreshCdnUrl",
         { urls = { "http://www.test.com/1.html", "http://www.test.com/a b.html" } },
         { timestamp = 1462782282, nonce = 123456789, method = "POST", explain = true })
@@ -142,7 +142,7 @@ describe("qcloud", function()
   end)
 
   describe("every documented action", function()
-    local api = cdnkit.api("qcloud")
+    local api = cdnkit.api("qcloud", "v2")
     it("declares the 67 actions with parameters", function()
       assert.equal(67, #api.actions)
     end)
@@ -158,7 +158,7 @@ describe("qcloud", function()
 
   describe("JSON-valued and list parameters", function()
     it("encodes Lua tables to JSON and arrays to name.N", function()
-      local c = cdnkit.qcloud { secret_id = "a", secret_key = "b" }
+      local c = cdnkit.qcloud { version = "v2", secret_id = "a", secret_key = "b" }
       local r = c:prepare("UpdateCdnConfig", { hostId = 1234, cache = { { 0, "all", 1023448 } },
         refer = { 1, { "www.baidu.com", "www.qq.com" } } }, { method = "GET", explain = true })
       assert.truthy(r.explain.string_to_sign:find('cache=[[0,"all",1023448]]', 1, true))
@@ -294,7 +294,7 @@ describe("qcloud", function()
 
   describe("call()", function()
     it("signs names-only actions the same way (the emulator checks the signature first)", function()
-      local api = cdnkit.api("qcloud")
+      local api = cdnkit.api("qcloud", "v2")
       assert.is_true(#api.names_only > 0)
       local res, err = qc:call(api.names_only[1], { host = "a.com" })
       assert.is_nil(res)

@@ -25,7 +25,7 @@ M.FIELDS = {
   { "batch_params", "function", false, "batch_params(kind, items) -> action, params" },
   { "task_ids", "function", false, "task_ids(kind, data) -> { id, ... }" },
   { "task_status", "table", false, "kind -> { action, id_param, items, field, done, failed }" },
-  { "quota", "table", false, "{ action, remain = { kind = field } }" },
+  { "quota", "table", false, "{ action | actions, remain = { kind = field }, ... }" },
   { "clock_window", "number", false, "seconds a timestamp may be off the server's clock" },
 }
 

@@ -154,7 +154,7 @@ local function plan(self, kinds, opts, extra)
       local per_domain = a.limits and a.limits.per_minute_per_domain
       if kind ~= "refresh_url" or type_max then per_domain = nil end
       for _, chunk in ipairs(chunks(items, size, b.max_domains)) do
-        local action, params = A.batch_params(kind, chunk, ex)
+        local action, params = A.batch_params(kind, chunk, ex, st.version)
         local P = st.plan(action)
         local flat, msg = validate.check_plan(P, params, A.list_form)
         if not flat then raise(msg) end
@@ -163,9 +163,13 @@ local function plan(self, kinds, opts, extra)
           units = {}
           for _, u in ipairs(chunk) do local h = host_of(u); units[h] = (units[h] or 0) + 1 end
         end
+        -- the batch's other wire parameters, as sent (reports show them)
+        local sent = {}
+        for k, v in pairs(params) do if k ~= b.param then sent[k] = v end end
         jobs[#jobs + 1] = { kind = kind, urls = chunk, action = action, plan = P, flat = flat,
+                            sent_params = sent,
                             idempotent = P.idempotent, attempts = 0, units = units,
-                            per_domain = per_domain, params = params, list_param = b.param }
+                            per_domain = per_domain }
       end
     end
   end
@@ -406,7 +410,8 @@ local function run(groups, max_bytes, all)
           if data ~= nil then
             rep.done = rep.done + #j.urls
             for _, id in ipairs(ids) do rep.task_ids[#rep.task_ids + 1] = id end
-            rep.results[#rep.results + 1] = { kind = j.kind, urls = j.urls, task_ids = ids }
+            rep.results[#rep.results + 1] = { kind = j.kind, urls = j.urls, task_ids = ids,
+                                              params = j.sent_params }
             it.open = nil
           else
             err.attempts = j.attempts
@@ -767,21 +772,43 @@ local function check_quota(g, kinds)
   local A, st = g.A, g.st
   local q = st.quota
   if not q then raise("cdnkit." .. A.name .. ": the vendor has no quota API to check") end
-  local data, err = client_mod.invoke(g.client, q.action, {}, true)
-  if not data then return nil, err end
+  local answers = {} -- action -> data (one query per quota action)
   for _, kj in ipairs(kinds) do
     local kind, n = kj[1], #kj[2]
-    local field = q.remain[kind]
-    -- a purge type with its own quota (Alibaba ObjectType Regex, ExQuery)
-    local t = kind == "refresh_url" and q.type_param and g.extra and g.extra[q.type_param]
-    if t and q.by_type and q.by_type[t] then field = q.by_type[t] end
-    local left = field and tonumber(paginate.dig(data, field))
-    if n > 0 and left and n > left then
-      return nil, errors.new(A.name, q.action, {
-        code = "quota", retryable = false, kind = kind, needed = n, remaining = left,
-        message = ("%d %s needed, %d left in today's quota; nothing was sent")
-          :format(n, kind:gsub("_", " "), left),
-      })
+    local action = q.actions and q.actions[kind] or q.action
+    if n > 0 and action then
+      local data = answers[action]
+      if not data then
+        local err
+        data, err = client_mod.invoke(g.client, action, {}, true)
+        if not data then return nil, err end
+        answers[action] = data
+      end
+      local field = q.remain[kind]
+      -- a purge type with its own quota (Alibaba ObjectType Regex, ExQuery)
+      local t = kind == "refresh_url" and q.type_param and g.extra and g.extra[q.type_param]
+      if t and q.by_type and q.by_type[t] then field = q.by_type[t] end
+      local v = field and paginate.dig(data, field)
+      local left
+      if type(v) == "table" and q.row_field then
+        -- one row per area (Tencent): the purge's Area, else the tightest
+        local area = q.area_param and g.extra and g.extra[q.area_param]
+        for _, row in ipairs(v) do
+          local x = type(row) == "table" and tonumber(row[q.row_field])
+          if x and (area == nil or row[q.area_field] == area) then
+            if left == nil or x < left then left = x end
+          end
+        end
+      else
+        left = tonumber(v)
+      end
+      if left and n > left then
+        return nil, errors.new(A.name, action, {
+          code = "quota", retryable = false, kind = kind, needed = n, remaining = left,
+          message = ("%d %s needed, %d left in today's quota; nothing was sent")
+            :format(n, kind:gsub("_", " "), left),
+        })
+      end
     end
   end
   return true
@@ -800,9 +827,7 @@ end
 local function dry_report(g)
   local out = { dry_run = true, vendor = g.A.name, batches = {}, needed = {} }
   for i, j in ipairs(g.jobs) do
-    local p = {}
-    for k, v in pairs(j.params) do if k ~= j.list_param then p[k] = v end end
-    out.batches[i] = { kind = j.kind, action = j.action, urls = j.urls, params = p }
+    out.batches[i] = { kind = j.kind, action = j.action, urls = j.urls, params = j.sent_params }
     out.needed[j.kind] = (out.needed[j.kind] or 0) + #j.urls
   end
   return out

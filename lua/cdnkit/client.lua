@@ -314,12 +314,13 @@ local function build_methods(A, V)
     if A.check_fixed then A.check_fixed(fixed) end
     local P = st.plan(action)
     local flat, msg
-    if P then
+    if fixed.call then
+      -- as call() sends it: the parameters as given, no checks
+      P = P or { name = action }
+      flat = validate.loose(params, A.list_form, V.api.wire)
+    elseif P then
       flat, msg = validate.check_plan(P, params, A.list_form)
       if not flat then raise(msg) end
-    elseif fixed.call then
-      P = { name = action }
-      flat = validate.loose(params, A.list_form)
     else
       raise("cdnkit." .. A.name .. ": unknown action '" .. tostring(action) .. "'")
     end
@@ -339,7 +340,7 @@ local function build_methods(A, V)
     if params ~= nil and type(params) ~= "table" then
       raise("cdnkit." .. A.name .. ": call: parameters must be a table")
     end
-    local flat = validate.loose(params, A.list_form)
+    local flat = validate.loose(params, A.list_form, V.api.wire)
     if opts and opts.version then flat.Version = opts.version end
     local P = st.plan(action)
     local idem = opts and opts.idempotent

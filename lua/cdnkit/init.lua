@@ -36,6 +36,9 @@ for _, name in ipairs(VENDORS) do
   end
 end
 
+-- cdnkit.tencent is cdnkit.qcloud (Tencent Cloud's own name for it)
+M.tencent = M.qcloud
+
 -- vendors of the documented contract that this version does not have yet:
 -- a clear error instead of "attempt to call a nil value"
 for _, name in ipairs { "aliyun", "qcloud", "wangsu", "plcloud" } do

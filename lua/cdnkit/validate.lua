@@ -38,6 +38,11 @@ local FORMATS = {
     end
     return y and ranges_ok(y, mo, d, h, mi, se)
   end },
+  datetime_iso = { "YYYY-MM-DDThh:mm:ss+hh:mm (ISO 8601 with an offset, or Z)", function(s)
+    local y, mo, d, h, mi, se = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)")
+    local tz = y and s:sub(20)
+    return y and (tz == "Z" or tz:match("^[+-]%d%d:%d%d$") ~= nil) and ranges_ok(y, mo, d, h, mi, se)
+  end },
   url = { "a URL starting with http:// or https://", function(s)
     return s:match("^[hH][tT][tT][pP][sS]?://[^%c]+$") ~= nil
   end },
@@ -160,6 +165,34 @@ function M.only_keys(t, names, where)
   end
 end
 
+-- the checked string of a scalar as a JSON value (APIs whose parameters
+-- travel as JSON: the API data says wire = "json")
+local function native(typ, s)
+  if typ == "integer" then return math.tointeger and math.tointeger(tonumber(s)) or tonumber(s) end
+  if typ == "number" then return tonumber(s) end
+  if typ == "boolean" then return s == "true" end
+  return s
+end
+
+-- a nested structure (type object/objects): a table whose keys are among
+-- p.fields (when declared) and hold p.required_fields; nil or a message
+local function check_struct(p, t, what)
+  if type(t) ~= "table" then return what .. " must be a table, got " .. type(t) end
+  local ok = p.fields and {}
+  for _, f in ipairs(p.fields or {}) do ok[f] = true end
+  for k in pairs(t) do
+    if type(k) ~= "string" then
+      if not (p[2] == "object" and as_array(t)) then return what .. " has a non-string key" end
+    elseif ok and not ok[k] then
+      return what .. " has an unknown field '" .. k .. "' (" .. (p.struct or "documented") ..
+        ": " .. concat(p.fields, ", ") .. ")"
+    end
+  end
+  for _, f in ipairs(p.required_fields or {}) do
+    if t[f] == nil then return what .. " misses the required field '" .. f .. "'" end
+  end
+end
+
 --- Compile action `a` of `api` into a plan, once: what every call of it
 -- needs, computed before the first call.
 function M.plan(api, a)
@@ -179,6 +212,7 @@ function M.plan(api, a)
     known = #known > 0 and (" (documented: " .. concat(known, ", ") .. ")") or
       " (it takes no parameters)",
     idempotent = a.idempotent, http = a.http, paginate = a.paginate, body = body,
+    typed = api.wire == "json",
     -- nothing to check when no parameter is given
     trivial = not required and not a.one_of and not a.requires_any,
   }
@@ -272,7 +306,35 @@ function M.check_plan(P, params, list_form)
         end
         strs[i] = s
       end
-      if n > 0 then list_form(name, strs, p, out) end
+      if P.typed then
+        local it = p.item or "string"
+        for i = 1, n do strs[i] = native(it, strs[i]) end
+        out[name] = setmetatable(strs, core.array_mt)
+      elseif n > 0 then list_form(name, strs, p, out) end
+    elseif typ == "object" then
+      local msg = check_struct(p, v, "parameter '" .. name .. "'")
+      if msg then return nil, where .. msg end
+      if P.typed then
+        out[name] = v
+      else
+        local ok, js = pcall(core.json_encode, v)
+        if not ok then return nil, where .. "parameter '" .. name .. "' cannot be encoded as JSON: " .. tostring(js) end
+        out[name] = js
+      end
+    elseif typ == "objects" and P.typed then
+      local items, n = as_array(v)
+      if not items then
+        return nil, where .. "parameter '" .. name .. "' must be an array of tables, got " .. type(v)
+      end
+      if p.max_items and n > p.max_items then
+        return nil, where .. "parameter '" .. name .. "' has " .. n .. " items; the documented limit is " ..
+          p.max_items .. " per call"
+      end
+      for i = 1, n do
+        local msg = check_struct(p, items[i], "parameter '" .. name .. "' item " .. i)
+        if msg then return nil, where .. msg end
+      end
+      out[name] = v
     elseif typ == "objects" then
       -- an array of flat tables: Name.1.Key=value, Name.1.Value=value, ...
       local items, n = as_array(v)
@@ -306,20 +368,20 @@ function M.check_plan(P, params, list_form)
         if not ok then
           return nil, where .. "parameter '" .. name .. "' cannot be encoded as JSON: " .. tostring(s)
         end
-        out[name] = s
+        out[name] = P.typed and v or s
       elseif type(v) == "string" then
         local ok, dec, msg = pcall(core.json_decode, v)
         if not ok or (dec == nil and msg) then
           return nil, where .. "parameter '" .. name .. "' is not valid JSON: " .. tostring(msg or dec)
         end
-        out[name] = v
+        out[name] = P.typed and dec or v
       else
         return nil, where .. "parameter '" .. name .. "' must be a table (encoded to JSON) or a JSON string"
       end
     else
       local s, msg = scalar(p, v)
       if not s then return nil, where .. "parameter '" .. name .. "' " .. msg end
-      out[name] = s
+      out[name] = P.typed and native(typ, s) or s
     end
   end
   local function present(n) return params[n] ~= nil and params[n] ~= core.null end
@@ -350,8 +412,16 @@ end
 
 --- Flatten params without validation (client:call): scalars to strings,
 -- arrays through list_form, tables otherwise to JSON.
-function M.loose(params, list_form)
+function M.loose(params, list_form, wire)
   local out = {}
+  if wire == "json" then
+    -- the values travel as JSON: as given
+    for k, v in pairs(params or {}) do
+      if type(k) ~= "string" then raise("parameter names must be strings") end
+      out[k] = v
+    end
+    return out
+  end
   for k, v in pairs(params or {}) do
     if type(k) ~= "string" then raise("parameter names must be strings") end
     if type(v) == "table" then

@@ -6,6 +6,7 @@ local by_format = {
   date = "2024-01-02",
   datetime = "2024-01-02 00:00:00",
   iso8601 = "2024-01-02T00:00:00Z",
+  datetime_iso = "2024-01-02T00:00:00+08:00",
   url = "http://www.example.com/a.html",
 }
 
@@ -27,13 +28,29 @@ local JSON = {
                   functionArgs = { { argName = "refer_domain_allow_list", argValue = "a.example.com" } } } },
 }
 
+-- nested structures (Tencent API 3.0) whose members the emulator checks
+local STRUCTS = {
+  DomainFilter = { Name = "domain", Value = { "example-0001.com" } },
+  HTTPHeader = { Name = "X-Sample", Value = "v" },
+  DomainAreaConfig = { Domain = "host-0001.example.com", Area = { "mainland" } },
+  Origin = { Origins = { "1.1.1.1" }, OriginType = "ip" },
+}
+
 function M.value(p)
   local typ = p[2]
   if typ == "list" then return { scalar(p, p.item or "string") } end
   if typ == "json" then return JSON[p[1]] or { sample = 1 } end
   if typ == "boolean" then return true end
-  if typ == "objects" then return { { Key = "k", Value = "v" } } end
-  if typ == "object" then return {} end
+  if typ == "objects" or typ == "object" then
+    local item = STRUCTS[p.struct]
+    if not item then
+      item = {}
+      if not p.struct then item = { Key = "k", Value = "v" } end -- Alibaba Tag.N.Key
+      for _, f in ipairs(p.required_fields or {}) do item[f] = "sample" end
+    end
+    if typ == "object" then return item end
+    return { item }
+  end
   return scalar(p, typ)
 end
 

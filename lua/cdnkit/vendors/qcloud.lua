@@ -1,10 +1,21 @@
--- cdnkit.vendors.qcloud: protocol adapter for Tencent Cloud CDN API v2
--- (cdn.api.qcloud.com/v2/index.php).  Signing (scheme qcloud_v2, in C:
--- src/sign.c): params minus Signature, '_' -> '.' in names, sorted, raw
--- values, METHOD + host + path + '?' + joined, HMAC-SHA1 or HMAC-SHA256 as
--- SignatureMethod says.  Envelope: HTTP 200 with {code, message
--- "(NNNN)text", codeDesc, data}.  The contract this file fulfils is in
--- README.md in this folder.
+-- cdnkit.vendors.qcloud: protocol adapter for Tencent Cloud CDN.
+--
+-- Version 2018-06-06 (API 3.0, the default): service cdn at
+-- cdn.tencentcloudapi.com, POST with a JSON body (or GET with the query
+-- string), signed with TC3-HMAC-SHA256: CanonicalRequest = METHOD \n / \n
+-- query \n content-type and host \n their names \n hex(sha256(payload)),
+-- StringToSign = TC3-HMAC-SHA256 \n timestamp \n date/cdn/tc3_request \n
+-- hex(sha256(CanonicalRequest)), key derived from the secret per UTC date and
+-- service in C (src/sign.c tc3_hmac_sha256).  Envelope: HTTP 200 with
+-- {"Response": {..., "RequestId"}}, failures with Response.Error{Code, Message}.
+--
+-- Version v2 (the seed document's API, cdn.api.qcloud.com/v2/index.php, shut
+-- down by Tencent on 2022-11-30): scheme qcloud_v2 (in C): params minus
+-- Signature, '_' -> '.' in names, sorted, raw values, METHOD + host + path +
+-- '?' + joined, HMAC-SHA1 or HMAC-SHA256 as SignatureMethod says.  Envelope:
+-- HTTP 200 with {code, message "(NNNN)text", codeDesc, data}.
+--
+-- The contract this file fulfils is in README.md in this folder.
 local raise = require("cdnkit.errors").raise
 local core = require "cdnkit.core"
 local errors = require "cdnkit.errors"
@@ -12,12 +23,60 @@ local validate = require "cdnkit.validate"
 local transport = require "cdnkit.transport"
 
 local PATH = "/v2/index.php"
+local V3 = "2018-06-06"
+
+-- v2 actions and their API 3.0 successors (Tencent's v2 shut-down notice)
+local MOVED_V3 = {
+  RefreshCdnUrl = "PurgeUrlsCache", RefreshCdnDir = "PurgePathCache",
+  CdnPusherV2 = "PushUrlsCache", CdnUrlPusher = "PushUrlsCache",
+  GetCdnRefreshLog = "DescribePurgeTasks", GetPushLogs = "DescribePushTasks",
+  GetCdnPushStatus = "DescribePushTasks", GetFlushQuota = "DescribePurgeQuota",
+  DescribeCdnHosts = "DescribeDomains", GetHostInfoByHost = "DescribeDomains",
+  GetHostInfoById = "DescribeDomains", AddCdnHost = "AddCdnDomain",
+  DeleteCdnHost = "DeleteCdnDomain", OnlineHost = "StartCdnDomain", OfflineHost = "StopCdnDomain",
+  UpdateCdnConfig = "UpdateDomainConfig", SetHttpsInfo = "UpdateDomainConfig",
+  GetCdnLogList = "DescribeCdnDomainLogs", DescribeCdnHostInfo = "DescribeCdnData",
+  GetCdnStatusCode = "DescribeCdnData", GetCdnOriginStat = "DescribeOriginData",
+  GetCdnStatTop = "ListTopData", QueryCdnIp = "DescribeIpStatus", GetCdnIps = "DescribeIpStatus",
+  GetCdnProvIspDetailStat = "DescribeDistrictIspData",
+}
+
+-- report:wait() on API 3.0: one query per task id (Status process | done | fail;
+-- a push also "invalid": the origin answered 4xx/5xx)
+local purge_tasks = {
+  action = "DescribePurgeTasks", id_param = "TaskId", items = "PurgeLogs",
+  field = "Status", done = { done = true }, failed = { fail = true },
+}
 
 local A = {
   name = "qcloud",
   order = 2,
-  default_version = "v2",
+  default_version = V3,
   versions = {
+    [V3] = {
+      api = "cdnkit.apis.qcloud_2018_06_06",
+      endpoint = "https://cdn.tencentcloudapi.com",
+      path = "/",
+      scheme = "tc3_hmac_sha256",
+      default_method = "POST",
+      methods = { GET = true, POST = true },
+      moved = MOVED_V3,
+      task_status = {
+        refresh_url = purge_tasks, refresh_dir = purge_tasks,
+        prefetch = {
+          action = "DescribePushTasks", id_param = "TaskId", items = "PushLogs",
+          field = "Status", done = { done = true }, failed = { fail = true, invalid = true },
+        },
+      },
+      -- check_quota: rows { Batch, Total, Available, Area } per area; the
+      -- purge's Area (params) picks the row, else the smallest Available counts
+      quota = {
+        actions = { refresh_url = "DescribePurgeQuota", refresh_dir = "DescribePurgeQuota",
+                    prefetch = "DescribePushQuota" },
+        remain = { refresh_url = "UrlPurge", refresh_dir = "PathPurge", prefetch = "UrlPush" },
+        row_field = "Available", area_param = "Area", area_field = "Area",
+      },
+    },
     v2 = {
       api = "cdnkit.apis.qcloud_v2",
       endpoint = "https://cdn.api.qcloud.com",
@@ -28,10 +87,12 @@ local A = {
     },
   },
   options = { secret_id = "string", secret_key = "string", sign_method = "string", region = "string",
-              token = "string" },
-  -- prepare()'s third argument may also pin these
-  fixed = { region = true, sign_method = true, host = true },
-  -- seconds a Timestamp may be off the server's clock (error 4500 beyond)
+              token = "string", language = "string" },
+  -- prepare()'s third argument may also pin these (service, version,
+  -- payload and content_type reproduce TC3 vectors of other products)
+  fixed = { region = true, sign_method = true, host = true, service = true, version = true,
+            payload = true, content_type = true },
+  -- seconds a Timestamp may be off the server's clock (v2: error 4500 beyond)
   clock_window = 7200,
 }
 
@@ -54,6 +115,19 @@ function A.check_options(opts)
   if sm ~= nil and sm ~= "HmacSHA1" and sm ~= "HmacSHA256" then
     raise("cdnkit.qcloud: option 'sign_method' must be \"HmacSHA1\" or \"HmacSHA256\"")
   end
+  if sm ~= nil and (opts.version or V3) == V3 then
+    raise("cdnkit.qcloud: option 'sign_method' is for version = \"v2\"; API 3.0 signs with " ..
+      "TC3-HMAC-SHA256")
+  end
+  local lang = opts.language
+  if lang ~= nil and lang ~= "zh-CN" and lang ~= "en-US" then
+    raise("cdnkit.qcloud: option 'language' must be \"zh-CN\" or \"en-US\", got '" .. lang .. "'")
+  end
+  for _, k in ipairs { "region", "token", "language" } do
+    if opts[k] ~= nil and opts[k]:find("[%z\r\n]") then
+      raise("cdnkit.qcloud: option '" .. k .. "' must not contain line breaks or NUL")
+    end
+  end
 end
 
 -- prepare()'s fixed values must be what the vendor accepts
@@ -71,8 +145,14 @@ function A.init(st, opts, key_id)
   st.sign_method = opts.sign_method
   st.region = opts.region
   st.token = opts.token
-  -- the host as signed: no port; an IPv6 literal keeps its brackets
-  st.host = st.endpoint:match("^https?://(%b[])") or st.endpoint:match("^https?://([^/:]+)")
+  st.language = opts.language
+  if st.version == V3 then
+    -- TC3 signs the Host header as sent: the endpoint's authority (with a port)
+    st.host = st.endpoint:match("^https?://([^/]+)")
+  else
+    -- the host as signed: no port; an IPv6 literal keeps its brackets
+    st.host = st.endpoint:match("^https?://(%b[])") or st.endpoint:match("^https?://([^/:]+)")
+  end
 end
 
 -- Tencent list form: name.0, name.1, ...
@@ -82,7 +162,86 @@ end
 
 local HASH = { HmacSHA256 = "sha256" }
 
-function A.build(self, st, P, flat, fixed)
+local sha256_hex, pct, concat, sort = core.sha256_hex, core.pct_encode, table.concat, table.sort
+local JSON = "application/json"
+local FORM = "application/x-www-form-urlencoded"
+
+-- GET on API 3.0: nested values flattened (Filters.0.Name=...), sorted,
+-- RFC 3986 encoded
+local function flatten(prefix, v, out)
+  if type(v) == "table" then
+    local n = #v
+    if n > 0 or getmetatable(v) == core.array_mt then
+      for i = 1, n do flatten(prefix .. "." .. (i - 1), v[i], out) end
+    else
+      for k, x in pairs(v) do flatten(prefix .. "." .. k, x, out) end
+    end
+  elseif type(v) == "boolean" then
+    out[prefix] = v and "true" or "false"
+  elseif type(v) == "number" then
+    out[prefix] = validate.id_string(v)
+  elseif v ~= core.null then
+    out[prefix] = tostring(v)
+  end
+end
+
+local function query_of(flat)
+  local f = {}
+  for k, v in pairs(flat) do flatten(k, v, f) end
+  local keys = {}
+  for k in pairs(f) do keys[#keys + 1] = k end
+  sort(keys)
+  for i, k in ipairs(keys) do keys[i] = pct(k) .. "=" .. pct(f[k]) end
+  return concat(keys, "&")
+end
+
+-- API 3.0: TC3-HMAC-SHA256 over the JSON body (POST) or the query (GET)
+local function build_v3(self, st, P, flat, fixed)
+  local method = (fixed.method or P.http or st.method):upper()
+  local version = fixed.version or flat.Version or st.version
+  if flat.Version ~= nil then
+    local f = {}
+    for k, v in pairs(flat) do if k ~= "Version" then f[k] = v end end
+    flat = f
+  end
+  local ts = fixed.timestamp and tonumber(fixed.timestamp) or math.floor(core.now() + st.clock_offset)
+  local date = os.date("!%Y-%m-%d", ts)
+  local service = fixed.service or "cdn"
+  local host = fixed.host or st.host
+  local query, payload, ctype = "", "", FORM
+  if method == "GET" then
+    query = query_of(flat)
+  else
+    payload = fixed.payload or core.json_encode(flat)
+    ctype = fixed.content_type or JSON
+  end
+  local hash = sha256_hex(payload)
+  local canonical = method .. "\n/\n" .. query .. "\ncontent-type:" .. ctype .. "\nhost:" .. host ..
+    "\n\ncontent-type;host\n" .. hash
+  local scope = date .. "/" .. service .. "/tc3_request"
+  local sts = "TC3-HMAC-SHA256\n" .. ts .. "\n" .. scope .. "\n" .. sha256_hex(canonical)
+  local sig = st.sign(self, date, service, sts)
+  local headers = {
+    Host = host, ["Content-Type"] = ctype, ["User-Agent"] = st.user_agent,
+    ["X-TC-Action"] = P.name, ["X-TC-Version"] = version, ["X-TC-Timestamp"] = tostring(ts),
+    Authorization = "TC3-HMAC-SHA256 Credential=" .. st.secret_id .. "/" .. scope ..
+      ", SignedHeaders=content-type;host, Signature=" .. sig,
+  }
+  local region = fixed.region or st.region
+  if region then headers["X-TC-Region"] = region end
+  if st.token then headers["X-TC-Token"] = st.token end
+  if st.language then headers["X-TC-Language"] = st.language end
+  local url = method == "GET" and query ~= "" and (st.url_get .. query) or st.url
+  local req = transport.request(st, method, url, headers, method ~= "GET" and payload or nil)
+  local meta = { timestamp = ts }
+  if fixed.explain then
+    meta.explain = { canonical = canonical, string_to_sign = sts, signature = sig,
+                     signed_headers = "content-type;host", key = "<secret_key>" }
+  end
+  return req, meta
+end
+
+local function build_v2(self, st, P, flat, fixed)
   local method = (fixed.method or P.http or st.method):upper()
   -- the common parameters in one constructor (sized once), then the action's
   local now = math.floor(core.now() + st.clock_offset)
@@ -110,13 +269,73 @@ function A.build(self, st, P, flat, fixed)
   return req, meta
 end
 
+function A.build(self, st, P, flat, fixed)
+  if st.version == V3 then return build_v3(self, st, P, flat, fixed) end
+  return build_v2(self, st, P, flat, fixed)
+end
+
 local function module_code(message, code)
   local m = type(message) == "string" and message:match("^%((%-?%d+)%)")
   if m then return tonumber(m) end
   return code
 end
 
+-- API 3.0 codes worth another attempt: rate limits (and their sub-codes),
+-- internal errors, a service briefly away (the SDK retries the first kind)
+local function v3_retryable(code)
+  return code == "RequestLimitExceeded" or code:match("^RequestLimitExceeded%.") ~= nil or
+    code == "InternalError" or code:match("^InternalError%.") ~= nil or
+    code == "ServiceUnavailable" or code == "ResourceUnavailable.ServiceBusy"
+end
+
+local function parse_v3(st, action, status, headers, body)
+  local ctype = headers["content-type"] or ""
+  if status ~= 200 then
+    return nil, {
+      code = "http", http_status = status, retryable = status >= 500 or status == 429,
+      message = errors.unexpected(status, ctype, body),
+    }
+  end
+  local data, jerr = core.json_decode(body)
+  local r = type(data) == "table" and data.Response
+  if type(r) ~= "table" then
+    return nil, {
+      code = "json", http_status = status, retryable = false,
+      message = "response is not a {\"Response\": {...}} object (" ..
+        tostring(jerr or (type(data) == "table" and "no Response" or type(data))) .. "): " ..
+        errors.excerpt(body),
+    }
+  end
+  local rid = type(r.RequestId) == "string" and r.RequestId or nil
+  if r.DeprecatedWarning ~= nil and st.trace then
+    pcall(st.trace, { event = "deprecated", vendor = "qcloud", action = action,
+                      warning = r.DeprecatedWarning, request_id = rid })
+  end
+  local e = r.Error
+  if e == nil then return r end
+  local code = type(e) == "table" and type(e.Code) == "string" and e.Code or "json"
+  local err = {
+    code = code, message = type(e) == "table" and type(e.Message) == "string" and e.Message or
+      ("error without a code: " .. errors.excerpt(body)),
+    http_status = status, request_id = rid, retryable = v3_retryable(code),
+    deprecated_warning = r.DeprecatedWarning,
+  }
+  -- an internal error may come after the work was done
+  if code == "InternalError" or code:match("^InternalError%.") then err.ambiguous = true end
+  -- the timestamp was off by more than 5 minutes: the request never ran
+  if code == "AuthFailure.SignatureExpire" then err.clock = true; err.ambiguous = false end
+  if code == "AuthFailure.SecretIdNotFound" or code == "AuthFailure.InvalidSecretId" then
+    err.hint = "check secret_id"
+  elseif code == "AuthFailure.SignatureFailure" then
+    err.hint = "check secret_key (and that nothing between you and the vendor rewrites the request)"
+  elseif code == "AuthFailure.TokenFailure" then
+    err.hint = "the session token (option token) is wrong or expired"
+  end
+  return nil, err
+end
+
 function A.parse(st, action, status, headers, body, meta)
+  if st.version == V3 then return parse_v3(st, action, status, headers, body) end
   local ctype = headers["content-type"] or ""
   if status ~= 200 then
     return nil, {
@@ -157,10 +376,37 @@ function A.parse(st, action, status, headers, body, meta)
   return nil, e
 end
 
-function A.batch_params(kind, items)
-  if kind == "refresh_dir" then return "RefreshCdnDir", { dirs = items } end
-  if kind == "prefetch" then return "CdnUrlPusher", { urls = items } end
-  return "RefreshCdnUrl", { urls = items }
+-- does any URL of the batch hold a byte outside ASCII?
+local function non_ascii(items)
+  for _, u in ipairs(items) do if u:find("[\128-\255]") then return true end end
+  return false
+end
+
+function A.batch_params(kind, items, extra, version)
+  if version ~= V3 then
+    local p = {}
+    for k, v in pairs(extra or {}) do p[k] = v end
+    if kind == "refresh_dir" then p.dirs = items; return "RefreshCdnDir", p end
+    if kind == "prefetch" then p.urls = items; return "CdnUrlPusher", p end
+    p.urls = items
+    return "RefreshCdnUrl", p
+  end
+  local p = {}
+  for k, v in pairs(extra or {}) do p[k] = v end
+  -- URLs go as given; a batch with non-ASCII bytes asks the vendor to
+  -- encode them (UrlEncode), unless the caller chose through params
+  if p.UrlEncode == nil and non_ascii(items) then p.UrlEncode = true end
+  if kind == "refresh_dir" then
+    p.Paths = items
+    p.FlushType = p.FlushType or "flush"
+    return "PurgePathCache", p
+  elseif kind == "prefetch" then
+    p.Urls = items
+    return "PushUrlsCache", p
+  end
+  p.FlushType = nil -- a URL purge has none (FlushType is for directories)
+  p.Urls = items
+  return "PurgeUrlsCache", p
 end
 
 -- report:wait() polls these (data, not code): one query per task id.
@@ -182,6 +428,7 @@ A.task_status = {
 }
 
 function A.task_ids(kind, data)
+  if data.TaskId ~= nil then return { validate.id_string(data.TaskId) } end -- API 3.0
   local d = type(data.data) == "table" and data.data or {}
   local t = {}
   if d.task_id ~= nil then t[1] = validate.id_string(d.task_id) end
