@@ -1,5 +1,5 @@
 -- examples/quickstart.lua - list every domain (across pages) and refresh a few
--- URLs, on Alibaba Cloud CDN and Tencent Cloud CDN.
+-- URLs, on Alibaba Cloud CDN (API 2018-05-10) and Tencent Cloud CDN (API 3.0).
 --
 -- Against the real services: set the credentials in the environment
 --   ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET
@@ -52,24 +52,24 @@ else
   show_error("DescribeRefreshQuota", qerr)
 end
 
--- Tencent Cloud -------------------------------------------------------------
+-- Tencent Cloud: API 3.0 (2018-06-06, the default; TC3-HMAC-SHA256) --------
 local qc = cdnkit.qcloud { endpoint = os.getenv("CDNKIT_QCLOUD_ENDPOINT") }
-print(("\n== %s"):format(tostring(qc)))
+print(("\n== %s, API %s"):format(tostring(qc), qc:version()))
 local hosts = 0
-for h in qc:each("DescribeCdnHosts", { limit = 100 }) do
+for d in qc:each("DescribeDomains", { Limit = 100 }) do
   hosts = hosts + 1
-  if hosts <= 3 then print(("  %-28s status %s  cname %s"):format(h.host, tostring(h.status), tostring(h.cname))) end
+  if hosts <= 3 then print(("  %-28s %-8s cname %s"):format(d.Domain, d.Status, tostring(d.Cname))) end
 end
-print(("  ... %d hosts in all"):format(hosts))
-local res, rerr = qc:RefreshCdnUrl { urls = { "http://host-0001.example.com/index.html" } }
+print(("  ... %d domains in all"):format(hosts))
+local res, rerr = qc:PurgeUrlsCache { Urls = { "http://host-0001.example.com/index.html" } }
 if res then
-  print(("  RefreshCdnUrl: %s URL(s), task %s"):format(tostring(res.data.count), tostring(res.data.task_id)))
+  print(("  PurgeUrlsCache: task %s (request %s)"):format(tostring(res.TaskId), tostring(res.RequestId)))
 else
-  show_error("RefreshCdnUrl", rerr)
+  show_error("PurgeUrlsCache", rerr)
 end
 
 -- A usage mistake raises at once, naming the parameter; nothing is sent.
-local ok2, msg = pcall(function() return qc:RefreshCdnUrl { urls = { "www.no-scheme.com/x" } } end)
+local ok2, msg = pcall(function() return qc:PurgeUrlsCache { Urls = { "www.no-scheme.com/x" } } end)
 print(("\n  usage mistakes raise before sending: %s"):format(ok2 and "?" or msg))
 ali:close()
 qc:close()

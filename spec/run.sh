@@ -47,7 +47,6 @@ if [ "${ASAN:-0}" != 1 ]; then
   # the emulator's own tests: one script per vendor/version, each ending in
   # "<name>: N passed, N failed"
   for t in selftest selftest_aliyun_2018 selftest_qcloud_v3; do
-    [ -f "spec/emulator/$t.py" ] || continue
     echo "== emulator $t"
     out=$(mktemp)
     python3 "spec/emulator/$t.py" >"$out" 2>&1

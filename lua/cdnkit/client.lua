@@ -284,7 +284,10 @@ local function build_methods(A, V)
       return setmetatable(t, { __tostring = function() return helptext.list(A.name, api) end })
     end
     local a = V.index[action]
-    if not a then raise("cdnkit." .. A.name .. ": unknown action '" .. tostring(action) .. "'") end
+    if not a then
+      raise(type(action) == "string" and M.moved_hint(A, V, action) or
+        ("cdnkit." .. A.name .. ": unknown action '" .. tostring(action) .. "'"))
+    end
     local params = {}
     for i, p in ipairs(a.params or {}) do
       local d = { name = p[1], type = p[2], required = p.required and true or false, doc = p.doc }
@@ -322,7 +325,8 @@ local function build_methods(A, V)
       flat, msg = validate.check_plan(P, params, A.list_form)
       if not flat then raise(msg) end
     else
-      raise("cdnkit." .. A.name .. ": unknown action '" .. tostring(action) .. "'")
+      raise(type(action) == "string" and M.moved_hint(A, V, action) or
+        ("cdnkit." .. A.name .. ": unknown action '" .. tostring(action) .. "'"))
     end
     if fixed.method and not V.methods[fixed.method] then
       raise("cdnkit." .. A.name .. ": method must be one of the vendor's (" .. V.method_list .. ")")

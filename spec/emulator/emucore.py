@@ -148,6 +148,12 @@ class State:
         self.generation = 0
         self.task_counter = 0
         self.accepted = 0
+        # vendor settings (Vendor.CONFIG): shown in and set by /__emu/config,
+        # kept by reset
+        self.vendor_config = {}
+        # vendor counters shown at the top level of /__emu/stats (0 until
+        # counted; see count())
+        self.counter_defaults = {}
         self._reset_locked()
 
     def _reset_locked(self):
@@ -173,6 +179,8 @@ class State:
         self.faults = []
         self.tasks = []        # refresh/push records (vendor-specific dicts)
         self.accepted = 0
+        self.counters = {}     # vendor counters (count()), cleared by reset
+        self.extra = {}        # vendor-private state (quotas...), cleared by reset
 
     def reset(self):
         with self.lock:
@@ -182,8 +190,20 @@ class State:
         return time.time() + self.skew
 
     def config(self):
-        return {"latency": self.latency, "skew": self.skew,
-                "task_seconds": self.task_seconds}
+        return dict({"latency": self.latency, "skew": self.skew,
+                     "task_seconds": self.task_seconds}, **self.vendor_config)
+
+    def count(self, name, n=1):
+        """Add to a vendor counter (shown at the top level of the stats)."""
+        with self.lock:
+            self.counters[name] = self.counters.get(name, 0) + n
+
+    def annotate(self, req, fields):
+        """Add vendor fields to the request's request_log entry."""
+        with self.lock:
+            entry = getattr(req, "log_entry", None)
+            if entry is not None:
+                entry.update(fields)
 
     def next_task_id(self):
         with self.lock:
@@ -198,10 +218,12 @@ class State:
             key = action if action else "(none)"
             self.by_action[key] = self.by_action.get(key, 0) + 1
             self.methods[req.method] = self.methods.get(req.method, 0) + 1
-            self.request_log.append({
+            entry = {
                 "action": action or None, "method": req.method, "path": req.path,
                 "content_type": req.content_type, "body_bytes": req.body_bytes,
-                "query_bytes": req.query_bytes, "reused": req.reused})
+                "query_bytes": req.query_bytes, "reused": req.reused}
+            self.request_log.append(entry)
+            req.log_entry = entry   # vendors may add fields: annotate()
             if req.reused:
                 self.reused_requests += 1
             self.inflight += 1
@@ -244,15 +266,18 @@ class State:
             self.faults.extend(faults)
             return copy.deepcopy(self.faults)
 
-    def take_fault(self, action, kinds, reused=False, task_actions=()):
+    def take_fault(self, action, kinds, reused=False, task_actions=(), skip=()):
         """FIFO: the first queued fault matching the request; consumed and
         returned only if its kind is in `kinds` (otherwise it stays for a later
         stage).  A fault matches unless its "action" names another action, it
         is "reused_only" and the request came on a fresh connection (`reused`
         false), or it is a no_task_id fault and `action` is not in
-        `task_actions`."""
+        `task_actions`, or its kind is in `skip` (kinds this request passes by,
+        Vendor.PASSES_BY)."""
         with self.lock:
             for i, f in enumerate(self.faults):
+                if f["kind"] in skip:
+                    continue
                 if f.get("action") and f["action"] != action:
                     continue
                 if f.get("reused_only") and not reused:
@@ -280,7 +305,7 @@ class State:
 
     def stats(self, vendor):
         with self.lock:
-            return {
+            out = {
                 "vendor": vendor,
                 "requests": self.requests,
                 "by_action": dict(self.by_action),
@@ -302,6 +327,9 @@ class State:
                 "faults_pending": copy.deepcopy(self.faults),
                 "config": self.config(),
             }
+            out.update(self.counter_defaults)
+            out.update(self.counters)
+            return out
 
 
 # --------------------------------------------------------------------------
@@ -309,7 +337,8 @@ class State:
 # --------------------------------------------------------------------------
 class Req:
     def __init__(self, method, path, host, params, error, content_type=None,
-                 body_bytes=0, query_bytes=0, reused=False):
+                 body_bytes=0, query_bytes=0, reused=False, headers=None, body=b"",
+                 query=""):
         self.method = method
         self.path = path
         self.host = host
@@ -325,6 +354,13 @@ class Req:
         # set by the pipeline for a no_task_id fault: task actions answer
         # success without their task id(s) and record nothing
         self.no_task_id = False
+        # as received: the header object (http.client.HTTPMessage), the raw
+        # body (after de-chunking), the raw query string (for vendors that
+        # read them themselves: JSON bodies, header-signed requests)
+        self.headers = headers
+        self.body = body
+        self.query = query
+        self.log_entry = None     # this request's request_log dict (State.begin)
 
 
 # --------------------------------------------------------------------------
@@ -356,6 +392,16 @@ class Vendor:
     # the command-line option giving the number of generated items (domains,
     # hosts...) passed to __init__ as n_items: (flag, default, help)
     COUNT_OPTION = None
+    # fault kinds beyond FAULT_KINDS this vendor accepts in /__emu/faults
+    # (answered after a valid signature by fault_response()), the extra fault
+    # fields they may carry (checked by check_fault()), and the kinds its
+    # requests pass by (they stay queued for a later request)
+    EXTRA_FAULT_KINDS = frozenset()
+    EXTRA_FAULT_FIELDS = frozenset()
+    PASSES_BY = frozenset()
+    # vendor settings: name -> default, shown in and set by /__emu/config
+    # (values checked by check_config())
+    CONFIG = {}
 
     def __init__(self, state, fixtures, n_items):
         self.state = state
@@ -371,6 +417,8 @@ class Vendor:
             merged.setdefault("required", [])
             merged.setdefault("response", {})
             self.actions[act] = merged
+        for k, v in self.CONFIG.items():
+            state.vendor_config.setdefault(k, v)
 
     # ---- pipeline -------------------------------------------------------
     def process(self, req):
@@ -382,7 +430,7 @@ class Vendor:
             return self.err_input(req.error)
         st = self.state
         fault = st.take_fault(req.action, self.TRANSPORT_KINDS, req.reused,
-                              self.TASK_ACTIONS)
+                              self.TASK_ACTIONS, self.PASSES_BY)
         if fault:
             if fault["kind"] == "slow":
                 time.sleep(fault.get("seconds", 3.0))
@@ -394,11 +442,13 @@ class Vendor:
         err, nonce_key = self.authenticate(req)
         if err is not None:
             return err
-        if not st.use_nonce(nonce_key):
+        # (an API without nonces, e.g. Tencent's TC3, authenticates to None)
+        if nonce_key is not None and not st.use_nonce(nonce_key):
             return self.err_nonce()
         if not fault:
-            fault = st.take_fault(req.action, set(FAULT_KINDS) - set(self.TRANSPORT_KINDS),
-                                  req.reused, self.TASK_ACTIONS)
+            fault = st.take_fault(req.action, (set(FAULT_KINDS) | set(self.EXTRA_FAULT_KINDS))
+                                  - set(self.TRANSPORT_KINDS),
+                                  req.reused, self.TASK_ACTIONS, self.PASSES_BY)
             if fault:
                 if fault["kind"] == "drop_after":
                     # executed (and counted) like any request, then the answer
@@ -437,6 +487,40 @@ class Vendor:
         return self.vendor_fault(kind)
 
     # ---- vendor hooks ----------------------------------------------------
+    def read_params(self, method, headers, query, body):
+        """The request's parameters if the vendor reads them itself (a dict),
+        or None for the default (query string, or form body for POST).  Called
+        by the handler before the Req exists; raise ParamError for bad input."""
+        return None
+
+    def check_fault(self, f, clean):
+        """POST /__emu/faults: check fault `f` (as posted) of an
+        EXTRA_FAULT_KINDS kind or with EXTRA_FAULT_FIELDS, copying the extra
+        fields into `clean`; -> an error string, or None if fine."""
+        return None
+
+    def fault_task_actions(self):
+        """The action names a no_task_id fault may name (every task action
+        of every API version the vendor answers)."""
+        return self.TASK_ACTIONS
+
+    def check_config(self, name, value):
+        """POST /__emu/config of a CONFIG setting -> (value, None) or
+        (None, error string).  Default: a number >= 0 (bool: true/false) where
+        the default is one, otherwise a string or null."""
+        d = self.CONFIG.get(name)
+        if isinstance(d, bool):
+            if isinstance(value, bool):
+                return value, None
+            return None, "%s must be true or false" % name
+        if isinstance(d, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                return None, "%s must be a number >= 0" % name
+            return value, None
+        if value is None or isinstance(value, str):
+            return value, None
+        return None, "%s must be a string or null" % name
+
     def succeeded(self, resp):
         """Whether a dispatch() answer says the action was performed (counted
         in the "executed" stats); vendors whose errors are HTTP 200 override."""
@@ -633,7 +717,8 @@ class Handler(BaseHTTPRequestHandler):
         host = self.headers.get("Host") or ""
         req = Req(self.command, split.path, host, params, perror,
                   content_type=self.headers.get("Content-Type"),
-                  body_bytes=len(body), query_bytes=len(split.query), reused=reused)
+                  body_bytes=len(body), query_bytes=len(split.query), reused=reused,
+                  headers=self.headers, body=body, query=split.query)
         req.action = vendor.action_of(req)
         token = srv.state.begin(req, self)
         try:
@@ -656,6 +741,9 @@ class Handler(BaseHTTPRequestHandler):
     def _params(self, split, body):
         query = split.query.encode("latin-1", "replace")
         vendor = self.server.vendor
+        own = vendor.read_params(self.command, self.headers, split.query, body)
+        if own is not None:
+            return own
         if self.command == "POST":
             ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
             if body and ctype not in ("", "application/x-www-form-urlencoded"):
@@ -704,7 +792,14 @@ class Handler(BaseHTTPRequestHandler):
             return json_response(200, st.config())
         if name == "config" and m == "POST":
             new = {}
+            vendor = self.server.vendor
             for k, v in data.items():
+                if k in vendor.CONFIG:
+                    v, err = vendor.check_config(k, v)
+                    if err:
+                        return json_response(400, {"error": err})
+                    new[k] = v
+                    continue
                 if k not in ("latency", "skew", "task_seconds"):
                     return json_response(400, {"error": "unknown config key %r" % k})
                 if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -714,7 +809,10 @@ class Handler(BaseHTTPRequestHandler):
                 new[k] = float(v)
             with st.lock:
                 for k, v in new.items():
-                    setattr(st, k, v)
+                    if k in vendor.CONFIG:
+                        st.vendor_config[k] = v
+                    else:
+                        setattr(st, k, v)
             return json_response(200, {"ok": True, "config": st.config()})
         if name == "faults" and m == "GET":
             with st.lock:
@@ -724,15 +822,18 @@ class Handler(BaseHTTPRequestHandler):
             if not isinstance(faults, list):
                 return json_response(400, {"error": "body must be {\"faults\": [...]}"})
             clean = []
+            vendor = self.server.vendor
+            kinds = list(FAULT_KINDS) + sorted(vendor.EXTRA_FAULT_KINDS)
+            fields = FAULT_FIELDS | vendor.EXTRA_FAULT_FIELDS
             for f in faults:
-                if not isinstance(f, dict) or f.get("kind") not in FAULT_KINDS:
+                if not isinstance(f, dict) or f.get("kind") not in kinds:
                     return json_response(400, {"error": "bad fault %r; kinds: %s"
-                                               % (f, ", ".join(FAULT_KINDS))})
-                unknown = sorted(set(f) - FAULT_FIELDS)
+                                               % (f, ", ".join(kinds))})
+                unknown = sorted(set(f) - fields)
                 if unknown:
                     return json_response(400, {"error": "unknown fault field(s) %s; fields: %s"
                                                % (", ".join(unknown),
-                                                  ", ".join(sorted(FAULT_FIELDS)))})
+                                                  ", ".join(sorted(fields)))})
                 c = {"kind": f["kind"]}
                 count = f.get("count", 1)
                 if isinstance(count, bool) or not isinstance(count, int) or count < 1:
@@ -748,7 +849,7 @@ class Handler(BaseHTTPRequestHandler):
                     if f["reused_only"]:
                         c["reused_only"] = True
                 if f["kind"] == "no_task_id":
-                    tasks = sorted(self.server.vendor.TASK_ACTIONS)
+                    tasks = sorted(vendor.fault_task_actions())
                     if c.get("action") is not None and c["action"] not in tasks:
                         return json_response(400, {"error": "no_task_id applies to %s only"
                                                    % ", ".join(tasks)})
@@ -757,6 +858,9 @@ class Handler(BaseHTTPRequestHandler):
                     if isinstance(s, bool) or not isinstance(s, (int, float)) or s < 0:
                         return json_response(400, {"error": "seconds must be a number >= 0"})
                     c["seconds"] = float(s)
+                err = vendor.check_fault(f, c)
+                if err:
+                    return json_response(400, {"error": err})
                 clean.append(c)
             return json_response(200, {"ok": True, "faults": st.add_faults(clean)})
         return json_response(404, {"error": "unknown control endpoint %s %s" % (m, path),

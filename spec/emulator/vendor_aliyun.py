@@ -1,12 +1,19 @@
-"""vendor_aliyun -- Alibaba Cloud CDN, RPC API version 2014-11-11, for cdnemu.
+"""vendor_aliyun -- Alibaba Cloud CDN, RPC API versions 2014-11-11 and
+2018-05-10 (one port), for cdnemu.
 
 Path "/", GET (query) or POST (form body, the query string merged in as the
-RPC gateway does).  Signature (Alibaba Cloud's RPC signature, version 1.0):
-percent-encode names and values (RFC 3986 unreserved kept, space as %20),
-sort by name, join as name=value with "&", StringToSign =
-METHOD + "&" + pct("/") + "&" + pct(joined), HMAC-SHA1 keyed with
-secret + "&", base64.  Errors: HTTP 4xx/5xx with
-{"RequestId", "HostId", "Code", "Message"}.  See README.md for the checks.
+RPC gateway does).  A request is 2018-05-10 when its x-acs-version header
+(signature V3, ACS3-HMAC-SHA256) or its Version parameter (signature V2) says
+so; vendor_aliyun_2018.py answers those (its own action table, the V3
+signature), sharing this module's V2 signature check, credentials, domains,
+task store and error envelope.  Everything else is 2014-11-11, as before.
+
+Signature V2 (Alibaba Cloud's RPC signature, version 1.0): percent-encode
+names and values (RFC 3986 unreserved kept, space as %20), sort by name, join
+as name=value with "&", StringToSign = METHOD + "&" + pct("/") + "&" +
+pct(joined), HMAC-SHA1 keyed with secret + "&", base64.  Errors: HTTP 4xx/5xx
+with {"RequestId", "HostId", "Code", "Message"} (2018-05-10: also
+"Recommend").  See README.md for the checks.
 """
 
 import base64
@@ -15,9 +22,12 @@ import copy
 import hashlib
 import hmac
 import re
+import sys
+import threading
 import time
 from urllib.parse import quote
 
+import vendor_aliyun_2018 as api2018
 from emucore import (GENERIC_TRANSPORT_KINDS, Invalid, Vendor, iso_utc, json_response,
                      new_request_id)
 
@@ -64,7 +74,13 @@ class Aliyun(Vendor):
     # are vendor faults (InternalError / ServiceUnAvailable)
     TRANSPORT_KINDS = GENERIC_TRANSPORT_KINDS
     POST_MERGES_QUERY = True
+    # (the same two names in 2014-11-11 and 2018-05-10)
     TASK_ACTIONS = frozenset({"RefreshObjectCaches", "PushObjectCache"})
+    # throttle fault options (check_fault, fault_response)
+    EXTRA_FAULT_FIELDS = frozenset({"code", "time_left", "status", "header"})
+    # /__emu/config settings (2018-05-10 refresh limits and day quotas)
+    CONFIG = api2018.CONFIG
+    VERSIONS = ("2014-11-11", api2018.VERSION)
     COUNT_OPTION = ("--domains", 123, "number of domains")
     TRUNCATED_BODY = b'{"RequestId":"5C9D4A8E-0000-4000-8000-000000000000","Domains":{"PageData":[{"Domain'
     BUILTIN = {
@@ -105,12 +121,55 @@ class Aliyun(Vendor):
             if "Description" in d:
                 d["Description"] = ""
             self.domains.append(d)
+        # the same domains as the 2018-05-10 API sees them (records, see
+        # domain_records); changes (2018 AddCdnDomain, Stop, ...) live in
+        # state.extra["aliyun_domains"], so a reset undoes them
+        self.base_records = [self._record_of(i + 1, d) for i, d in enumerate(self.domains)]
+        self._tl = threading.local()    # the request being processed (envelope)
+        try:
+            self.api2018 = api2018.Aliyun2018(self)
+        except (OSError, api2018.TableError) as e:
+            sys.stderr.write("cdnemu: cannot load the 2018-05-10 action table %s: %s\n"
+                             % (api2018.TABLE_PATH, e))
+            sys.exit(2)
+
+    # ---- request routing -------------------------------------------------
+    def action_of(self, req):
+        # 2018-05-10 or 2014-11-11 (req.aliyun None); V3 names the action
+        # in its x-acs-action header
+        req.aliyun = api2018.classify(req)
+        if req.aliyun and req.aliyun["signature"] == "v3":
+            return (req.headers.get("x-acs-action") or "").strip() or None
+        return req.params.get("Action") if req.params else None
+
+    def process(self, req):
+        self._tl.req = req
+        info = getattr(req, "aliyun", None)
+        if info:
+            self.state.annotate(req, self.api2018.log_fields(req, info))
+        try:
+            resp = super().process(req)
+        finally:
+            self._tl.req = None
+        if info:
+            self.state.annotate(req, {"error": getattr(resp, "code", None)})
+        return resp
+
+    def _is2018(self):
+        req = getattr(self._tl, "req", None)
+        return bool(req is not None and getattr(req, "aliyun", None))
 
     # ---- errors ----------------------------------------------------------
-    def error(self, status, code, message):
-        return json_response(status, {"RequestId": new_request_id(),
-                                      "HostId": "cdn.aliyuncs.com",
-                                      "Code": code, "Message": message})
+    def error(self, status, code, message, headers=None):
+        rid = new_request_id()
+        body = {"RequestId": rid, "HostId": "cdn.aliyuncs.com", "Code": code,
+                "Message": message}
+        if self._is2018():
+            body["Recommend"] = ("https://api.aliyun.com/troubleshoot?q=%s&product=Cdn"
+                                 "&requestId=%s" % (code, rid))
+        resp = json_response(status, body, headers)
+        resp.code = code    # for the 2018 request log's "error"
+        return resp
 
     def invalid(self, name, why=""):
         msg = 'The specified parameter "%s" is not valid.' % name
@@ -142,6 +201,49 @@ class Aliyun(Vendor):
     def internal_error(self):
         return self.error(500, "InternalError", "cdnemu internal error (see its stderr)")
 
+    def check_fault(self, f, clean):
+        extra = [k for k in ("code", "time_left", "status", "header") if k in f]
+        if not extra:
+            return None
+        if f["kind"] != "throttle":
+            return "%s: only a throttle fault takes %s" % (f["kind"], ", ".join(extra))
+        if "code" in f:
+            if f["code"] not in api2018.THROTTLE_CODES:
+                return "code must be one of %s" % ", ".join(sorted(api2018.THROTTLE_CODES))
+            clean["code"] = f["code"]
+        if "time_left" in f:
+            t = f["time_left"]
+            if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+                return "time_left must be an integer >= 0 (milliseconds)"
+            clean["time_left"] = t
+        if "status" in f:
+            if f["status"] not in api2018.THROTTLE_STATUSES or isinstance(f["status"], bool):
+                return "status must be one of %s" % ", ".join(
+                    str(s) for s in api2018.THROTTLE_STATUSES)
+            clean["status"] = f["status"]
+        if "header" in f:
+            if f["header"] not in api2018.THROTTLE_HEADERS:
+                return "header must be one of %s" % ", ".join(api2018.THROTTLE_HEADERS)
+            clean["header"] = f["header"]
+        return None
+
+    def fault_response(self, f):
+        if f["kind"] != "throttle":
+            return super().fault_response(f)
+        is2018 = self._is2018()
+        if not is2018 and not any(k in f for k in ("code", "time_left", "status", "header")):
+            return self.vendor_fault("throttle")     # 2014-11-11 as it always was
+        code = f.get("code") or ("Throttling.User" if is2018 else "Throttling")
+        left = f.get("time_left", 1000)
+        which = f.get("header") or ("x-ratelimit-user-api" if is2018 or "time_left" in f
+                                    else "none")
+        value = "Limit:50,Remain:0,TimeLeft:%d,Reset:%d" % (
+            left, int(self.state.now()) + (left + 999) // 1000)
+        names = {"both": ["x-ratelimit-user-api", "x-ratelimit-user"],
+                 "none": []}.get(which, [which])
+        return self.error(f.get("status", 400), code, api2018.THROTTLE_CODES[code],
+                          headers=[(n, value) for n in names])
+
     def vendor_fault(self, kind):
         if kind == "throttle":
             return self.error(400, "Throttling", "Request was denied due to request throttling.")
@@ -161,11 +263,15 @@ class Aliyun(Vendor):
     TS_RX = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$")
 
     def authenticate(self, req):
+        info = getattr(req, "aliyun", None)
+        if info and info["signature"] == "v3":
+            return self.api2018.authenticate_v3(req)
+        # signature V2: 2014-11-11, and 2018-05-10 with Version=2018-05-10
         p = req.params
         ver = p.get("Version")
         if not ver:
             return self.missing("Version"), None
-        if ver != "2014-11-11":
+        if ver not in self.VERSIONS:
             return self.error(400, "NoSuchVersion", "Specified api version is not valid."), None
         for name in ("AccessKeyId", "Signature", "SignatureMethod", "SignatureVersion",
                      "SignatureNonce", "Timestamp"):
@@ -205,6 +311,8 @@ class Aliyun(Vendor):
 
     # ---- dispatch --------------------------------------------------------
     def dispatch(self, req):
+        if getattr(req, "aliyun", None):
+            return self.api2018.dispatch(req)
         p = req.params
         action = p.get("Action")
         if not action:
@@ -262,7 +370,7 @@ class Aliyun(Vendor):
             page, size = self.paging(p)
         except Invalid as e:
             return self.invalid(e.name)
-        items = self.domains
+        items = self.domains_2014()
         dn = p.get("DomainName")
         if dn:
             mode = p.get("DomainSearchType") or "fuzzy_match"
@@ -282,6 +390,144 @@ class Aliyun(Vendor):
         resp["Domains"] = doms
         return json_response(200, resp)
 
+    # ---- domains (shared by 2014-11-11 and 2018-05-10) -------------------
+    @staticmethod
+    def _record_of(i, d):
+        """A generated 2014 domain dict -> the neutral record both APIs render."""
+        name = d["DomainName"]
+        return {"name": name, "cname": d.get("Cname") or name + ".w.kunlunca.com",
+                "cdn_type": d.get("CdnType") or "web", "status": "online",
+                "created": d.get("GmtCreated") or "2015-10-28T09:32:51Z",
+                "modified": d.get("GmtModified") or "2015-10-28T11:05:52Z",
+                "description": "", "ssl": d.get("SslProtocol") or "off",
+                "scope": "domestic", "id": 10000000 + i,
+                "resource_group": "rg-acfmyuji4b6r4ry", "mono_added": None,
+                "sources": [{"content": "origin." + name, "type": "domain", "port": 80,
+                             "priority": "20", "weight": "10"}]}
+
+    def _overlay(self):
+        """(under state.lock) the domain changes since the last reset."""
+        return self.state.extra.setdefault("aliyun_domains", {
+            "added": {}, "deleted": set(), "status": {}, "configs": {},
+            "next_config": 5000001})
+
+    def _resolve(self, rec, ov, now):
+        r = dict(rec)
+        st = ov["status"].get(r["name"])
+        if st:
+            r["status"] = st
+        elif r["mono_added"] is not None:
+            done = now - r["mono_added"] >= self.state.task_seconds
+            r["status"] = "online" if done else "configuring"
+        return r
+
+    def domain_records(self):
+        """Every domain (generated ones, then added ones, minus deleted ones),
+        status resolved: a list of neutral records (see _record_of)."""
+        now = time.monotonic()
+        with self.state.lock:
+            ov = self._overlay()
+            if not (ov["added"] or ov["deleted"] or ov["status"]):
+                return list(self.base_records)
+            recs = [r for r in self.base_records
+                    if r["name"] not in ov["deleted"] and r["name"] not in ov["added"]]
+            recs += [r for n, r in ov["added"].items() if n not in ov["deleted"]]
+            return [self._resolve(r, ov, now) for r in recs]
+
+    def find_domain(self, name):
+        name = (name or "").strip().lower()
+        for r in self.domain_records():
+            if r["name"] == name:
+                return r
+        return None
+
+    def domains_2014(self):
+        """The 2014-11-11 DescribeUserDomains view of domain_records()."""
+        with self.state.lock:
+            ov = self._overlay()
+            if not (ov["added"] or ov["deleted"] or ov["status"]):
+                return self.domains
+        by_name = {d["DomainName"]: d for d in self.domains}
+        out = []
+        for r in self.domain_records():
+            d = copy.deepcopy(by_name.get(r["name"]) or ALIYUN_DOMAIN_TEMPLATE)
+            d.update({"DomainName": r["name"], "Cname": r["cname"], "CdnType": r["cdn_type"],
+                      "DomainStatus": r["status"], "GmtCreated": r["created"],
+                      "GmtModified": r["modified"]})
+            if r["name"] not in by_name:
+                d["Sources"] = {"Source": [s["content"] for s in r["sources"]]}
+            out.append(d)
+        return out
+
+    def add_domain(self, name, cdn_type, scope, sources, resource_group=None):
+        """False if the domain exists."""
+        if self.find_domain(name) is not None:
+            return False
+        now = iso_utc(self.state.now())
+        with self.state.lock:
+            ov = self._overlay()
+            ov["deleted"].discard(name)
+            ov["status"].pop(name, None)
+            ov["configs"].pop(name, None)
+            ov["added"][name] = {
+                "name": name, "cname": name.lstrip("*.") + ".w.kunlunca.com",
+                "cdn_type": cdn_type, "status": "configuring", "created": now,
+                "modified": now, "description": "", "ssl": "off", "scope": scope,
+                "id": 20000000 + len(ov["added"]) + 1,
+                "resource_group": resource_group or "rg-acfmyuji4b6r4ry",
+                "mono_added": time.monotonic(), "sources": sources}
+        return True
+
+    def set_domain_status(self, name, status):
+        """status None: delete the domain."""
+        with self.state.lock:
+            ov = self._overlay()
+            if status is None:
+                ov["deleted"].add(name)
+                ov["added"].pop(name, None)
+                ov["status"].pop(name, None)
+                ov["configs"].pop(name, None)
+            else:
+                ov["status"][name] = status
+
+    def configs_of(self, name):
+        with self.state.lock:
+            return copy.deepcopy(self._overlay()["configs"].get(name, []))
+
+    def set_configs(self, names, funcs):
+        """Add (or, with configId, replace) each function on each domain ->
+        [(domain, config)], or the configId (a str) that does not exist."""
+        out = []
+        with self.state.lock:
+            ov = self._overlay()
+            for f in funcs:
+                if f["configId"] is not None and not any(
+                        c["ConfigId"] == f["configId"] for n in names
+                        for c in ov["configs"].get(n, [])):
+                    return str(f["configId"])
+            for n in names:
+                lst = ov["configs"].setdefault(n, [])
+                for f in funcs:
+                    cfg = {"FunctionName": f["functionName"], "args": copy.deepcopy(f["args"]),
+                           "ParentId": f["parentId"]}
+                    old = [i for i, c in enumerate(lst) if f["configId"] is not None and
+                           c["ConfigId"] == f["configId"]]
+                    if old:
+                        cfg["ConfigId"] = f["configId"]
+                        lst[old[0]] = cfg
+                    else:
+                        cfg["ConfigId"] = ov["next_config"]
+                        ov["next_config"] += 1
+                        lst.append(cfg)
+                    out.append((n, copy.deepcopy(cfg)))
+        return out
+
+    def delete_configs(self, name, test):
+        with self.state.lock:
+            ov = self._overlay()
+            ov["configs"][name] = [c for c in ov["configs"].get(name, []) if not test(c)]
+
+    # ---- 2014-11-11 tasks ------------------------------------------------
     def _record(self, p, kind, record=True):
         """Validate ObjectPath/ObjectType and record the tasks (unless
         `record` is false: no_task_id) -> (task id or None, error)."""

@@ -1,6 +1,10 @@
-"""vendor_qcloud -- Tencent Cloud CDN, API v2 (cdn.api.qcloud.com), for cdnemu.
+"""vendor_qcloud -- Tencent Cloud CDN for cdnemu: API v2 (cdn.api.qcloud.com)
+here, and on the same port Tencent Cloud API 3.0 (cdn.tencentcloudapi.com,
+service cdn, version 2018-06-06, TC3-HMAC-SHA256), which is
+vendor_qcloud_v3.py: a request carrying an X-TC-Action header or an
+`Authorization: TC3-HMAC-SHA256 ...` header is API 3.0, anything else v2.
 
-Path "/v2/index.php", GET (query) or POST (form body; the query string is
+API v2: path "/v2/index.php", GET (query) or POST (form body; the query string is
 ignored).  Signature: all parameters but Signature, "_" -> "." in names,
 sorted by name (byte order), name=value with raw values joined by "&";
 source = METHOD + host + path + "?" + joined, where host is the request's
@@ -20,6 +24,7 @@ from urllib.parse import urlsplit
 
 from emucore import (GENERIC_TRANSPORT_KINDS, Invalid, Response, Vendor, beijing,
                      json_response, nginx_page, strip_port)
+import vendor_qcloud_v3
 
 
 def qcloud_source(method, host, path, params):
@@ -91,6 +96,12 @@ class Qcloud(Vendor):
                               "RefreshCdnOverSeaDir", "CdnUrlPusher", "CdnPusherV2",
                               "FlushOrPushOverall", "CdnOverseaPushser"})
     TRUNCATED_BODY = b'{"code":0,"message":"","codeDesc":"Success","data":{"total":57,"hosts":[{"id'
+    # API 3.0 (vendor_qcloud_v3): its "error" fault kind, which v2 requests
+    # pass by, and its /__emu/config settings
+    EXTRA_FAULT_KINDS = vendor_qcloud_v3.QcloudV3.EXTRA_FAULT_KINDS
+    EXTRA_FAULT_FIELDS = vendor_qcloud_v3.ERROR_FIELDS
+    PASSES_BY = vendor_qcloud_v3.QcloudV3.EXTRA_FAULT_KINDS
+    CONFIG = vendor_qcloud_v3.CONFIG
     BUILTIN = {
         "DescribeCdnHosts": {"required": [], "response": dict(OK_ENVELOPE, data={
             "total": 1, "hosts": [QCLOUD_HOST_TEMPLATE]})},
@@ -122,6 +133,30 @@ class Qcloud(Vendor):
         super().__init__(state, fixtures, n_items)
         self.hosts = self._make_hosts("DescribeCdnHosts", n_items, 180000)
         self.ov_hosts = self._make_hosts("DescribeOverseaCdnHosts", n_items, 180000)
+        # API 3.0 on the same port, sharing hosts, credentials, tasks, state
+        self.v3 = vendor_qcloud_v3.QcloudV3(state, self)
+        state.counter_defaults.setdefault("signature_reused", 0)
+
+    # ---- API 3.0 requests go to self.v3 ------------------------------------
+    def read_params(self, method, headers, query, body):
+        # API 3.0 reads its JSON body / flattened query itself (QcloudV3.read)
+        return {} if vendor_qcloud_v3.is_v3(headers) else None
+
+    def action_of(self, req):
+        if vendor_qcloud_v3.is_v3(req.headers):
+            return req.headers.get("X-TC-Action") or None
+        return super().action_of(req)
+
+    def process(self, req):
+        if vendor_qcloud_v3.is_v3(req.headers):
+            return self.v3.handle(req)
+        return super().process(req)
+
+    def check_fault(self, f, clean):
+        return self.v3.check_error_fault(f, clean)
+
+    def fault_task_actions(self):
+        return self.TASK_ACTIONS | self.v3.TASK_ACTIONS
 
     @staticmethod
     def _like(tmpl, key, value):

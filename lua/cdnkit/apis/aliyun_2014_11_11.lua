@@ -1,5 +1,5 @@
 -- Alibaba Cloud CDN RPC API 2014-11-11, declared as data (see README.md in this folder).
--- Source: /work/shared/vendor-docs/001_37600d2bd59abe17.txt (sections 3-12, 73 actions).
+-- Source: the seed document, Alibaba Cloud CDN API reference 2014-11-11 (sections 3-12, 73 actions).
 -- Common parameters (Format, Version, AccessKeyId, Signature*, Timestamp) are added by
 -- the client and are not listed here.
 return {
