@@ -104,12 +104,12 @@ describe("aliyun 2018-05-10 against the emulator", function()
     assert.is_true(status.complete)
     assert.equal(4, #status.done)
     local st = e:stats()
-    -- each poll asks for the four tasks in one query (up to ten a query)
+    -- the first poll asks for the four tasks in one query (up to ten a
+    -- query); later ones only for those still running
     assert.truthy(#polls >= 1)
-    for _, url in ipairs(polls) do
-      local ids = url:match("TaskId=([^&]*)")
-      assert.equal(3, select(2, ids:gsub("%%2C", "")), url)
-    end
+    local function ids(url) return select(2, url:match("TaskId=([^&]*)"):gsub("%%2C", "")) + 1 end
+    assert.equal(4, ids(polls[1]), polls[1])
+    for _, url in ipairs(polls) do assert.truthy(ids(url) <= 4, url) end
     assert.equal(#polls, st.executed.DescribeRefreshTaskById)
     assert.is_nil(st.executed.DescribeRefreshTasks)
     local quota = assert(c:DescribeRefreshQuota {})
@@ -227,10 +227,12 @@ describe("aliyun 2018-05-10 against the emulator", function()
   it("the CLI speaks 2018-05-10 by default and 2014-11-11 when asked", function()
     local args = { "aliyun", "DescribeRefreshQuota", "--json", "--endpoint", e.url }
     -- the secret comes from the environment: run in a child process
+    local cpath = os.getenv("CDNKIT_CPATH") or "build/5.4/?.so"
+    local interp = cpath:find("5.1", 1, true) and "luajit" or "lua5.4"
     local function run(extra)
       local cmd = "ALIBABA_CLOUD_ACCESS_KEY_ID=testid ALIBABA_CLOUD_ACCESS_KEY_SECRET=testsecret " ..
-        "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='" .. (os.getenv("CDNKIT_CPATH") or "build/5.4/?.so") ..
-        ";;' lua5.4 bin/cdnkit " .. table.concat(args, " ") .. (extra or "") .. " 2>&1"
+        "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='" .. cpath .. ";;' " .. interp ..
+        " bin/cdnkit " .. table.concat(args, " ") .. (extra or "") .. " 2>&1"
       local p = io.popen(cmd)
       local o = p:read("a")
       p:close()

@@ -113,7 +113,7 @@ if [ "${PACKAGING:-0}" = 1 ]; then
   if luarocks --lua-version 5.4 make --tree "$tree" cdnkit-scm-1.rockspec >"$tree.log" 2>&1 &&
      LUA_PATH="$tree/share/lua/5.4/?.lua;$tree/share/lua/5.4/?/init.lua;;" \
      LUA_CPATH="$tree/lib/lua/5.4/?.so;;" \
-     lua5.4 -e 'local c = require "cdnkit"; assert(#c.api("aliyun").actions == 73)' &&
+     lua5.4 -e 'local c = require "cdnkit"; assert(#c.api("aliyun").actions == 176 and #c.api("aliyun", "2014-11-11").actions == 73)' &&
      # the packager's build exports luaopen_cdnkit_core and nothing else
      [ "$(nm -D --defined-only "$tree/lib/lua/5.4/cdnkit/core.so" | awk '$2 ~ /^[TDBR]$/ {print $3}' | grep -v '^_' | tr '\n' ' ')" = "luaopen_cdnkit_core " ] &&
      # every module under lua/cdnkit/ is installed
@@ -128,7 +128,7 @@ if [ "${PACKAGING:-0}" = 1 ]; then
   if make -s install DESTDIR="$dest" PREFIX=/usr/local >/dev/null &&
      LUA_PATH="$dest/usr/local/share/lua/5.4/?.lua;$dest/usr/local/share/lua/5.4/?/init.lua;;" \
      LUA_CPATH="$dest/usr/local/lib/lua/5.4/?.so;;" \
-     lua5.4 "$dest/usr/local/bin/cdnkit" qcloud help RefreshCdnUrl >/dev/null; then
+     lua5.4 "$dest/usr/local/bin/cdnkit" qcloud help PurgeUrlsCache >/dev/null; then
     echo "make install: ok"; passed=$((passed + 1))
   else
     echo "make install: FAILED"; failed=$((failed + 1)); rc=1

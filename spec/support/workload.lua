@@ -25,7 +25,7 @@ assert(core.b64encode("hello"))
 for _, vendor in ipairs { "aliyun", "qcloud" } do
   local e = emu.start(vendor, {})
   local c = emu.client(e, { retry = { attempts = 2, base = 0.001, max = 0.001 } })
-  local api = cdnkit.api(vendor)
+  local api = cdnkit.api(vendor, emu.seed_version[vendor])
   local samples = require "samples"
   for i = 1, math.min(10, #api.actions) do
     local a = api.actions[i]
@@ -53,6 +53,26 @@ for _, vendor in ipairs { "aliyun", "qcloud" } do
   assert(select(2, slow:call(vendor == "aliyun" and "DescribeCdnService" or "GetCdnMiddleSourceList", {})).code == "timeout")
   slow:close()
   c:close()
+  e:stop()
+end
+
+-- today's versions: Alibaba 2018-05-10 (V3 and V2 signing, form bodies) and
+-- Tencent 3.0 (TC3, JSON bodies), a purge and its wait on each
+for _, vendor in ipairs { "aliyun", "qcloud" } do
+  local e = emu.start(vendor, { ["task-seconds"] = 0.1 })
+  local sigs = vendor == "aliyun" and { "v3", "v2" } or { false }
+  for _, sig in ipairs(sigs) do
+    local c = emu.client(e, { version = false, signature = sig or nil,
+                              retry = { attempts = 2, base = 0.001, max = 0.001 } })
+    local urls = {}
+    for i = 1, 30 do urls[i] = ("http://host-%04d.example.com/%d"):format(i % 12 + 1, i) end
+    local report = c:refresh { urls = urls, dirs = { "http://host-0001.example.com/d/" } }
+    assert(report.ok, "refresh failed")
+    assert(report:wait({ timeout = 10, interval = 0.05 }).complete, "wait")
+    local q = vendor == "aliyun" and "DescribeRefreshQuota" or "DescribePurgeQuota"
+    assert(c[q](c, {}))
+    c:close()
+  end
   e:stop()
 end
 
