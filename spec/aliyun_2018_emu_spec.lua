@@ -135,6 +135,13 @@ describe("aliyun 2018-05-10 against the emulator", function()
     assert.is_nil(r)
     assert.equal(1, err.remaining)
     assert.is_nil(e:stats().executed.RefreshObjectCaches)
+    -- directories given through params count against the directory quota
+    e:config { refresh_dir_day_limit = 1 }
+    r, err = c:refresh { urls = { "https://example-0001.com/a/", "https://example-0001.com/b/" },
+                         params = { ObjectType = "Directory" }, check_quota = true }
+    assert.is_nil(r)
+    assert.equal(1, err.remaining)
+    e:config { refresh_dir_day_limit = 100 }
     r = assert(c:refresh { urls = { "https://example-0001.com/a.*" }, params = { ObjectType = "Regex" },
                            check_quota = true })
     assert.is_true(r.ok)
@@ -150,12 +157,13 @@ describe("aliyun 2018-05-10 against the emulator", function()
     for i = 1, 1000 do urls[i] = "https://example-0001.com/" .. i end
     local r = c:refresh { urls = urls }
     assert.is_true(r.ok)
-    -- the next URL of that domain would wait about 60 / 1000 s per URL
+    -- the batch is on the domain's record: 500 more URLs of it wait a minute
     local pace = require "cdnkit.pace"
     local st = c:_state()
     local now = core.monotime()
-    local at = pace.reserve_units(st, "domain:example-0001.com", 1000 / 60, 1000, 500, now)
-    assert.truthy(at - now > 25, "500 more URLs of the domain wait about 30 s, got " .. (at - now))
+    local at = pace.reserve_window(st, "domain:example-0001.com", 1000, 61, 500, now)
+    assert.truthy(at - now > 55, "500 more URLs of the domain wait about 60 s, got " .. (at - now))
+    assert.equal(now, (pace.reserve_window(st, "domain:example-0002.com", 1000, 61, 1000, now)))
   end)
 
   it("retries Throttling.User and waits at least the TimeLeft of x-ratelimit-user-api", function()

@@ -142,6 +142,23 @@ describe("aliyun 2018-05-10: signature V3", function()
   end)
 end)
 
+describe("aliyun 2018-05-10: the method", function()
+  it("is the action's (the SDK's) unless the client's method option or prepare says", function()
+    local c = client()
+    assert.equal("GET", c:prepare("DescribeDomainRealTimeBpsData", { DomainName = { "a.com" } }).method)
+    assert.equal("POST", c:prepare("DescribeRefreshQuota", {}).method)
+    local g = client { method = "GET" }
+    local req = g:prepare("RefreshObjectCaches", { ObjectPath = { "https://a.example.com/1" } },
+      { timestamp = V3_DATE, nonce = V3_NONCE, explain = true })
+    -- a GET has no body: the form-body parameters go in the query
+    assert.equal("GET", req.method)
+    assert.is_nil(req.body)
+    assert.truthy(req.url:find("?ObjectPath=https%3A%2F%2Fa.example.com%2F1", 1, true))
+    assert.truthy(req.explain.canonical:find("^GET\n/\nObjectPath="))
+    assert.equal("POST", g:prepare("DescribeRefreshQuota", {}, { method = "POST" }).method)
+  end)
+end)
+
 describe("aliyun 2018-05-10: signature V2", function()
   it("signs the same request with HMAC-SHA1: query in the URL, form-body parameters in the body", function()
     local c = client { signature = "v2" }
@@ -308,15 +325,26 @@ describe("aliyun 2018-05-10: purge planning (dry_run)", function()
     end)
   end)
 
-  it("paces URL purges by Alibaba's 1,000 URLs a minute per domain", function()
+  it("paces URL purges by Alibaba's 1,000 URLs a minute per domain (a sliding window)", function()
     local pace = require "cdnkit.pace"
     local st = client():_state()
-    local t0 = core.monotime() + 1
-    assert.equal(t0, pace.reserve_units(st, "domain:a", 1000 / 60, 1000, 1000, t0))
-    -- the next 500 URLs of that domain wait half a minute; another domain does not
-    assert.near(t0 + 30, pace.reserve_units(st, "domain:a", 1000 / 60, 1000, 500, t0), 1e-6)
-    assert.equal(t0, pace.reserve_units(st, "domain:b", 1000 / 60, 1000, 1000, t0))
-    pace.release_units(st, "domain:a", 500)
-    assert.near(t0 + 0.06, pace.reserve_units(st, "domain:a", 1000 / 60, 1000, 1, t0), 1e-6)
+    local t0 = 1000
+    local function at(key, n, now) return (pace.reserve_window(st, key, 1000, 61, n, now or t0)) end
+    assert.equal(t0, at("a", 1000))
+    -- the vendor counts the last minute: the next 500 wait the whole window,
+    -- not half of it (a token bucket would let them go at t0 + 30)
+    assert.equal(t0 + 61, at("a", 500))
+    -- and 1,000 more go only when both earlier batches are out of their window
+    assert.equal(t0 + 122, at("a", 1000))
+    -- another domain has its own window
+    assert.equal(t0, at("b", 1000))
+    -- a reservation given back frees its room, before or after it
+    local _, e = pace.reserve_window(st, "c", 1000, 61, 600, t0 + 10)
+    assert.equal(t0, at("c", 400))
+    assert.equal(t0 + 61, at("c", 1)) -- 61 s after the first, within reach of the second (600 + 1)
+    pace.release_window(st, "c", e)
+    assert.equal(t0, at("c", 600))
+    -- what left the window is forgotten
+    assert.equal(t0 + 200, at("a", 1000, t0 + 200))
   end)
 end)

@@ -187,6 +187,63 @@ describe("qcloud 2018-06-06: usage mistakes raise before sending", function()
   end)
 end)
 
+describe("qcloud 2018-06-06: waits, quotas and JSON shapes (scripted answers)", function()
+  local function scripted(answer)
+    local sent = {}
+    local c = ex { retry = false, rate = false, transport = function(req)
+      local body = core.json_decode(req.body)
+      sent[#sent + 1] = { action = req.headers["X-TC-Action"], body = body }
+      return 200, { ["Content-Type"] = "application/json" }, core.json_encode({ Response = answer(req, body) })
+    end }
+    return c, sent
+  end
+
+  it("wait asks for every row of a task and does not call it done on a partial answer", function()
+    local rows = {}
+    for i = 1, 25 do rows[i] = { TaskId = "t1", Url = "https://a.example.com/" .. i, Status = "done" } end
+    rows[25].Status = "fail"
+    local c, sent = scripted(function(req, body)
+      if body.Urls then return { TaskId = "t1", RequestId = "r" } end
+      local page = {}
+      for i = 1, math.min(body.Limit or 20, 20) do page[i] = rows[i] end -- a server that caps pages at 20
+      return { PurgeLogs = page, TotalCount = 25, RequestId = "r" }
+    end)
+    local urls = {}
+    for i = 1, 25 do urls[i] = "https://a.example.com/" .. i end
+    local report = c:refresh { urls = urls }
+    local st = report:wait { timeout = 0.3, interval = 0.1 }
+    assert.equal(1000, sent[2].body.Limit)
+    assert.equal("t1", sent[2].body.TaskId)
+    assert.is_false(st.complete) -- 5 rows unseen, one of them failed
+    assert.same({ "t1" }, st.running)
+  end)
+
+  it("check_quota: the purge's area row, or every area's smallest (global)", function()
+    local c = scripted(function(req, body)
+      if req.headers["X-TC-Action"] == "DescribePushQuota" then
+        return { UrlPush = { { Area = "mainland", Available = 900, Total = 1000, Batch = 500 },
+                             { Area = "overseas", Available = 0, Total = 1000, Batch = 500 } } }
+      end
+      return { TaskId = "t", RequestId = "r" }
+    end)
+    local u = { "https://a.example.com/1" }
+    assert.is_table(c:prefetch { urls = u, params = { Area = "mainland" }, check_quota = true })
+    local r, err = c:prefetch { urls = u, params = { Area = "global" }, check_quota = true }
+    assert.is_nil(r)
+    assert.equal(0, err.remaining)
+    r, err = c:prefetch { urls = u, params = { Area = "overseas" }, check_quota = true }
+    assert.equal("quota", err.code)
+  end)
+
+  it("an empty array of structures is sent as [], a structure must be a table of fields", function()
+    local req = ex():prepare("PushUrlsCache", { Urls = { "https://a.example.com/1" }, Headers = {} })
+    assert.truthy(req.body:find('"Headers":[]', 1, true))
+    raises_with("parameter 'Origin' must be a table of named fields, not an array", function()
+      ex():prepare("AddCdnDomain", { Domain = "a.example.com", ServiceType = "web", Origin = { "1.1.1.1" } })
+    end)
+  end)
+end)
+
 describe("qcloud 2018-06-06 against the emulator", function()
   local e
   setup(function() e = emu.start("qcloud", { hosts = 57, ["task-seconds"] = 0.3 }) end)

@@ -184,23 +184,39 @@ end
 -- reserve a start time for one batch: the action's request rate and, where
 -- the vendor limits URLs per domain and minute, each domain's URL budget
 -- (returns the slot and the action's own, without the domains)
+-- The vendor counts the URLs of the last minute by its own clock: a second
+-- of margin keeps a batch that lands just inside the boundary from tripping it.
+local DOMAIN_WINDOW = 61
+
 local function reserve_slot(g, j, now)
   local slot = pace.reserve(g.st, j.action, now) or now
   local own = slot
   if j.units and g.st.rate ~= false then
-    for h, n in pairs(j.units) do
-      local t = pace.reserve_units(g.st, "domain:" .. h, j.per_domain / 60, j.per_domain, n, now)
-      if t > slot then slot = t end
+    j.reserved = {}
+    -- every domain of the batch must have room at the same time: reserve
+    -- at the latest of their times, again until all agree
+    local at = slot
+    for _ = 1, 8 do
+      for h, e in pairs(j.reserved) do pace.release_window(g.st, "domain:" .. h, e) end
+      j.reserved = {}
+      local latest = at
+      for h, n in pairs(j.units) do
+        local t, e = pace.reserve_window(g.st, "domain:" .. h, j.per_domain, DOMAIN_WINDOW, n, at)
+        j.reserved[h] = e
+        if t > latest then latest = t end
+      end
+      if latest == at then break end
+      at = latest
     end
+    if at > slot then slot = at end
   end
   return slot, own
 end
 
 local function release_slot(g, j)
   pace.release(g.st, j.action)
-  if j.units and g.st.rate ~= false then
-    for h, n in pairs(j.units) do pace.release_units(g.st, "domain:" .. h, n) end
-  end
+  for h, e in pairs(j.reserved or {}) do pace.release_window(g.st, "domain:" .. h, e) end
+  j.reserved = nil
 end
 
 -- send the requests of one wave.  The requests of every vendor that uses
@@ -714,7 +730,12 @@ function report_mt:wait(opts, deadline)
             errs[#errs + 1] = err
             still[#still + 1] = t
           else
-            local s = task_state(spec, paginate.dig(data, spec.items))
+            local items = paginate.dig(data, spec.items)
+            local s = task_state(spec, items)
+            -- rows beyond the answer (spec.total says how many there are)
+            -- are not known: a failure may be among them
+            local total = spec.total and tonumber(paginate.dig(data, spec.total))
+            if s == "done" and total and type(items) == "table" and total > #items then s = "running" end
             self.tasks[t.id] = s
             if s == "running" then still[#still + 1] = t end
           end
@@ -792,13 +813,19 @@ local function check_quota(g, kinds)
       local left
       if type(v) == "table" and q.row_field then
         -- one row per area (Tencent): the purge's Area, else the tightest
+        -- (an area no row names, e.g. Tencent's "global", spends every
+        -- area's quota: the smallest counts)
         local area = q.area_param and g.extra and g.extra[q.area_param]
-        for _, row in ipairs(v) do
-          local x = type(row) == "table" and tonumber(row[q.row_field])
-          if x and (area == nil or row[q.area_field] == area) then
-            if left == nil or x < left then left = x end
+        local function pick(only)
+          for _, row in ipairs(v) do
+            local x = type(row) == "table" and tonumber(row[q.row_field])
+            if x and (only == nil or row[q.area_field] == only) then
+              if left == nil or x < left then left = x end
+            end
           end
         end
+        pick(area)
+        if left == nil and area ~= nil then pick(nil) end
       else
         left = tonumber(v)
       end
@@ -885,12 +912,14 @@ function M.refresh_all(clients, opts)
       for k in pairs(opts.params) do
         local known = false
         for _, v in ipairs(require("cdnkit").vendors()) do if v == k then known = true end end
+        if k == "tencent" then known = true end -- cdnkit.tencent is cdnkit.qcloud
         if not known then
           raise("cdnkit.refresh: params are given per vendor ({ aliyun = {...}, qcloud = {...} }), " ..
             "got key '" .. tostring(k) .. "'")
         end
       end
       extra = opts.params[c:vendor()]
+      if extra == nil and c:vendor() == "qcloud" then extra = opts.params.tencent end
     end
     groups[i] = plan(c, kinds, opts, extra)
   end

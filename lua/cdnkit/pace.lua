@@ -91,25 +91,50 @@ function M.release(st, action)
   for _, b in ipairs(list or {}) do b.tokens = math.min(b.burst, b.tokens + 1) end
 end
 
---- Take `n` units from the bucket `key` of client state `st` (made on first
--- use with `rate` units a second and `burst`): for limits counted in items
--- rather than requests, such as URLs a minute per domain.  Returns the
--- monotonic time at which the units are available.
-function M.reserve_units(st, key, rate, burst, n, now)
-  st.unit_buckets = st.unit_buckets or {}
-  local b = st.unit_buckets[key]
-  if not b then b = new(rate, burst); st.unit_buckets[key] = b end
+--- Reserve `n` units of a sliding-window limit: at most `limit` units in
+-- any `window` seconds (Alibaba: 1,000 URLs a minute per domain, counted by
+-- the vendor over the last 60 s, so a token bucket, which allows a burst
+-- and a refill within one minute, would overrun it).  Returns the monotonic
+-- time at which the units may go, and the reservation (for release_window).
+-- A reservation is kept at least `window` seconds away from every other
+-- reservation it would overfill, before or after it.
+function M.reserve_window(st, key, limit, window, n, now)
+  st.windows = st.windows or {}
+  local log = st.windows[key]
+  if not log then log = {}; st.windows[key] = log end
   now = now or core.monotime()
-  refill(b, now)
-  b.tokens = b.tokens - n
-  if b.tokens >= 0 then return now end
-  return now + (-b.tokens) / b.rate
+  -- forget what left the window
+  local keep = {}
+  for _, e in ipairs(log) do if e.t > now - window then keep[#keep + 1] = e end end
+  log = keep
+  st.windows[key] = log
+  table.sort(log, function(a, b) return a.t < b.t end)
+  local t = now
+  while true do
+    local used, first = 0, nil
+    for _, e in ipairs(log) do
+      if e.t > t - window and e.t < t + window then
+        used = used + e.n
+        first = first or e
+      end
+    end
+    if used + n <= limit or not first then break end
+    -- the earliest reservation near t: once it leaves the window, try again
+    local nt = first.t + window
+    if nt <= t then nt = t + window end
+    t = nt
+  end
+  local entry = { t = t, n = n }
+  log[#log + 1] = entry
+  return t, entry
 end
 
---- Give back `n` units reserve_units took from bucket `key`.
-function M.release_units(st, key, n)
-  local b = st.unit_buckets and st.unit_buckets[key]
-  if b then b.tokens = math.min(b.burst, b.tokens + n) end
+--- Give back a reservation of reserve_window (the units were not sent).
+function M.release_window(st, key, entry)
+  local log = st.windows and st.windows[key]
+  for i, e in ipairs(log or {}) do
+    if e == entry then table.remove(log, i); return end
+  end
 end
 
 --- The earliest time a request of `action` could start, reserving nothing.

@@ -182,7 +182,7 @@ local function check_struct(p, t, what)
   for _, f in ipairs(p.fields or {}) do ok[f] = true end
   for k in pairs(t) do
     if type(k) ~= "string" then
-      if not (p[2] == "object" and as_array(t)) then return what .. " has a non-string key" end
+      return what .. " must be a table of named fields, not an array"
     elseif ok and not ok[k] then
       return what .. " has an unknown field '" .. k .. "' (" .. (p.struct or "documented") ..
         ": " .. concat(p.fields, ", ") .. ")"
@@ -334,7 +334,8 @@ function M.check_plan(P, params, list_form)
         local msg = check_struct(p, items[i], "parameter '" .. name .. "' item " .. i)
         if msg then return nil, where .. msg end
       end
-      out[name] = v
+      -- an empty one is still a JSON array ([], not {})
+      out[name] = n == 0 and setmetatable({}, core.array_mt) or v
     elseif typ == "objects" then
       -- an array of flat tables: Name.1.Key=value, Name.1.Value=value, ...
       local items, n = as_array(v)

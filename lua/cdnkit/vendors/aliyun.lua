@@ -152,14 +152,20 @@ end
 -- that go in the form body); nil body when none does
 -- (call()'s `version` option arrives as flat.Version: it names the version,
 -- it is not a parameter of the action)
-local function split(P, flat)
-  local body = P.body
+local function split(P, flat, method)
+  local body = method ~= "GET" and P.body
   if not body and flat.Version == nil then return flat, nil end
   local q, b = {}, nil
   for k, v in next, flat do
     if body and body[k] then b = b or {}; b[k] = v elseif k ~= "Version" then q[k] = v end
   end
   return q, b
+end
+
+-- the method of one request on 2018-05-10: prepare's, else the client's
+-- `method` option when given, else the one the action declares (the SDK's)
+local function method_of(st, P, fixed)
+  return fixed.method or (st.method_set and st.method) or P.http or st.method
 end
 
 -- the timestamp and nonce of one attempt (prepare may pin them)
@@ -170,8 +176,8 @@ end
 
 -- Signature V3 (ACS3-HMAC-SHA256): headers signed, query and body as sent
 local function build_v3(self, st, P, flat, fixed)
-  local method = fixed.method or P.http or st.method
-  local query, body = split(P, flat)
+  local method = method_of(st, P, fixed)
+  local query, body = split(P, flat, method)
   local version = fixed.version or flat.Version or st.version
   local now, date, nonce = stamp(st, fixed)
   local q = encoded(query)
@@ -213,8 +219,8 @@ end
 -- parameters and the Signature in the URL, the form-body parameters in the
 -- body; the signature covers all of them (as the official SDKs' V2 does)
 local function build_v2(self, st, P, flat, fixed)
-  local method = fixed.method or P.http or st.method
-  local query, body = split(P, flat)
+  local method = method_of(st, P, fixed)
+  local query, body = split(P, flat, method)
   local now, date, nonce = stamp(st, fixed)
   local params = {
     Action = P.name, Format = "JSON", Version = fixed.version or flat.Version or st.version,
@@ -378,7 +384,7 @@ A.quota = {
   action = "DescribeRefreshQuota",
   remain = { refresh_url = "UrlRemain", refresh_dir = "DirRemain", prefetch = "PreloadRemain" },
   type_param = "ObjectType",
-  by_type = { Regex = "RegexRemain", ExQuery = "IgnoreParamsRemain" },
+  by_type = { Regex = "RegexRemain", ExQuery = "IgnoreParamsRemain", Directory = "DirRemain" },
 }
 
 -- report:wait() polls this (data, not code) on 2014-11-11: the task list,

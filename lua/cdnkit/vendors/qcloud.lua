@@ -43,9 +43,13 @@ local MOVED_V3 = {
 
 -- report:wait() on API 3.0: one query per task id (Status process | done | fail;
 -- a push also "invalid": the origin answered 4xx/5xx)
+-- A task has one row per URL (up to 1,000); the default page is 20 rows, so
+-- ask for them all, and a task with more rows than the answer holds
+-- (TotalCount) counts as still running.
 local purge_tasks = {
   action = "DescribePurgeTasks", id_param = "TaskId", items = "PurgeLogs",
   field = "Status", done = { done = true }, failed = { fail = true },
+  params = { Limit = 1000 }, total = "TotalCount",
 }
 
 local A = {
@@ -66,6 +70,7 @@ local A = {
         prefetch = {
           action = "DescribePushTasks", id_param = "TaskId", items = "PushLogs",
           field = "Status", done = { done = true }, failed = { fail = true, invalid = true },
+          params = { Limit = 1000 }, total = "TotalCount",
         },
       },
       -- check_quota: rows { Batch, Total, Available, Area } per area; the
