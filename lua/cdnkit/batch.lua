@@ -582,6 +582,34 @@ local function list_states(client, st, spec, group, deadline, errs, started)
   return rows
 end
 
+-- The tasks of `todo` not yet handled whose status spec passes `pred`,
+-- grouped by spec: groups[spec] = { task, ... }, and the specs in order.
+local function by_spec(todo, handled, spec_of, pred)
+  local groups, order = {}, {}
+  for _, t in ipairs(todo) do
+    local spec = spec_of(t)
+    if not handled[t] and pred(spec) then
+      if not groups[spec] then groups[spec] = {}; order[#order + 1] = spec end
+      table.insert(groups[spec], t)
+    end
+  end
+  return groups, order
+end
+
+-- One status query: the spec's fixed parameters and `id` (one task id, or
+-- several as the parameter's list form).  data | nil, err.
+local function query_status(client, st, spec, id, deadline)
+  local A = st.adapter
+  local params = {}
+  for pk, v in pairs(spec.params or {}) do params[pk] = v end
+  params[spec.id_param] = id
+  local flat, msg = validate.check(st.api, st.api_index[spec.action], params, A.list_form)
+  if not flat then
+    return nil, errors.new(A.name, spec.action, { code = "json", message = "cannot query tasks: " .. msg })
+  end
+  return client_mod.invoke(client, spec.action, flat, true, deadline)
+end
+
 local function wait_opts(opts)
   if opts == nil then opts = {} end
   validate.only_keys(opts, { "timeout", "interval" }, "cdnkit: wait: ")
@@ -620,14 +648,7 @@ function report_mt:wait(opts, deadline)
     local still, handled = {}, {}
     -- the vendor's task list, where the adapter declares one: a page holds
     -- the states of many tasks, so 1,000 tasks cost 20 queries, not 1,000
-    local groups, order = {}, {}
-    for _, t in ipairs(todo) do
-      local spec = spec_of(t)
-      if spec.list then
-        if not groups[spec] then groups[spec] = {}; order[#order + 1] = spec end
-        table.insert(groups[spec], t)
-      end
-    end
+    local groups, order = by_spec(todo, handled, spec_of, function(spec) return spec.list end)
     for _, spec in ipairs(order) do
       local group = groups[spec]
       if #group > 1 then
@@ -644,14 +665,7 @@ function report_mt:wait(opts, deadline)
     end
     -- a status API that takes several task ids at once (ids_max): a query
     -- per ids_max tasks, the rows matched to tasks by row_id
-    local multi, morder = {}, {}
-    for _, t in ipairs(todo) do
-      local spec = spec_of(t)
-      if not handled[t] and spec.ids_max then
-        if not multi[spec] then multi[spec] = {}; morder[#morder + 1] = spec end
-        table.insert(multi[spec], t)
-      end
-    end
+    local multi, morder = by_spec(todo, handled, spec_of, function(spec) return spec.ids_max end)
     for _, spec in ipairs(morder) do
       local group = multi[spec]
       local a = st.api_index[spec.action]
@@ -674,16 +688,8 @@ function report_mt:wait(opts, deadline)
         if core.monotime() >= deadline then
           for _, t in ipairs(chunk) do still[#still + 1] = t end
         else
-          local params = {}
-          for pk, v in pairs(spec.params or {}) do params[pk] = v end
-          params[spec.id_param] = is_list and idl or table.concat(idl, ",")
-          local flat, msg = validate.check(st.api, a, params, A.list_form)
-          local data, err
-          if flat then
-            data, err = client_mod.invoke(self_client, spec.action, flat, true, deadline)
-          else
-            err = errors.new(A.name, spec.action, { code = "json", message = "cannot query tasks: " .. msg })
-          end
+          local data, err = query_status(self_client, st, spec,
+            is_list and idl or table.concat(idl, ","), deadline)
           if data == nil then
             errs[#errs + 1] = err
             for _, t in ipairs(chunk) do still[#still + 1] = t end
@@ -714,18 +720,7 @@ function report_mt:wait(opts, deadline)
           still[#still + 1] = t
         else
           local spec = spec_of(t)
-          local params = {}
-          for pk, v in pairs(spec.params or {}) do params[pk] = v end
-          params[spec.id_param] = t.id
-          local a = st.api_index[spec.action]
-          local flat, msg = validate.check(st.api, a, params, A.list_form)
-          local data, err
-          if flat then
-            data, err = client_mod.invoke(self_client, spec.action, flat, true, deadline)
-          else
-            err = errors.new(A.name, spec.action, { code = "json", message = "cannot query task " ..
-              tostring(t.id) .. ": " .. msg })
-          end
+          local data, err = query_status(self_client, st, spec, t.id, deadline)
           if data == nil then
             errs[#errs + 1] = err
             still[#still + 1] = t

@@ -321,7 +321,9 @@ function M.check_plan(P, params, list_form)
         if not ok then return nil, where .. "parameter '" .. name .. "' cannot be encoded as JSON: " .. tostring(js) end
         out[name] = js
       end
-    elseif typ == "objects" and P.typed then
+    elseif typ == "objects" then
+      -- an array of structures: a JSON array (typed), or flattened as
+      -- Name.1.Key=value, Name.1.Value=value, ... (Alibaba)
       local items, n = as_array(v)
       if not items then
         return nil, where .. "parameter '" .. name .. "' must be an array of tables, got " .. type(v)
@@ -334,33 +336,22 @@ function M.check_plan(P, params, list_form)
         local msg = check_struct(p, items[i], "parameter '" .. name .. "' item " .. i)
         if msg then return nil, where .. msg end
       end
-      -- an empty one is still a JSON array ([], not {})
-      out[name] = n == 0 and setmetatable({}, core.array_mt) or v
-    elseif typ == "objects" then
-      -- an array of flat tables: Name.1.Key=value, Name.1.Value=value, ...
-      local items, n = as_array(v)
-      if not items then
-        return nil, where .. "parameter '" .. name .. "' must be an array of tables, got " .. type(v)
-      end
-      if p.max_items and n > p.max_items then
-        return nil, where .. "parameter '" .. name .. "' has " .. n .. " items; the documented limit is " ..
-          p.max_items .. " per call"
-      end
-      for i = 1, n do
-        local item = items[i]
-        if type(item) ~= "table" then
-          return nil, where .. "parameter '" .. name .. "' item " .. i .. " must be a table, got " .. type(item)
-        end
-        for k, x in pairs(item) do
-          if type(k) ~= "string" or not k:match("^[%w_]+$") then
-            return nil, where .. "parameter '" .. name .. "' item " .. i .. " has a bad field name"
+      if P.typed then
+        -- an empty one is still a JSON array ([], not {})
+        out[name] = n == 0 and setmetatable({}, core.array_mt) or v
+      else
+        for i = 1, n do
+          for k, x in pairs(items[i]) do
+            if not k:match("^[%w_]+$") then
+              return nil, where .. "parameter '" .. name .. "' item " .. i .. " has a bad field name"
+            end
+            local s, msg = scalar({}, x, type(x) == "boolean" and "boolean" or
+              (type(x) == "number" and "number" or "string"))
+            if not s then
+              return nil, where .. "parameter '" .. name .. "' item " .. i .. " field '" .. k .. "' " .. msg
+            end
+            out[name .. "." .. i .. "." .. k] = s
           end
-          local s, msg = scalar({}, x, type(x) == "boolean" and "boolean" or
-            (type(x) == "number" and "number" or "string"))
-          if not s then
-            return nil, where .. "parameter '" .. name .. "' item " .. i .. " field '" .. k .. "' " .. msg
-          end
-          out[name .. "." .. i .. "." .. k] = s
         end
       end
     elseif typ == "json" then
