@@ -175,6 +175,9 @@ local function stamp(st, fixed)
 end
 
 -- Signature V3 (ACS3-HMAC-SHA256): headers signed, query and body as sent
+local SIGNED = "host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version"
+local SIGNED_FORM = "content-type;" .. SIGNED
+local CT_LINE = "content-type:" .. FORM .. "\n"
 local function build_v3(self, st, P, flat, fixed)
   local method = method_of(st, P, fixed)
   local query, body = split(P, flat, method)
@@ -183,18 +186,13 @@ local function build_v3(self, st, P, flat, fixed)
   local q = encoded(query)
   local payload = body and encoded(body) or ""
   local hash = sha256_hex(payload)
-  local h = {
-    host = st.host, ["x-acs-action"] = P.name, ["x-acs-version"] = version,
-    ["x-acs-date"] = date, ["x-acs-signature-nonce"] = nonce, ["x-acs-content-sha256"] = hash,
+  -- the signed headers, in their sorted order (a fixed set: no sort per call)
+  local signed = body and SIGNED_FORM or SIGNED
+  local canonical = concat {
+    method, "\n/\n", q, "\n", body and CT_LINE or "", "host:", st.host,
+    "\nx-acs-action:", P.name, "\nx-acs-content-sha256:", hash, "\nx-acs-date:", date,
+    "\nx-acs-signature-nonce:", nonce, "\nx-acs-version:", version, "\n\n", signed, "\n", hash,
   }
-  if body then h["content-type"] = FORM end
-  local names = {}
-  for k in next, h do names[#names + 1] = k end
-  sort(names)
-  local lines = {}
-  for i, k in ipairs(names) do lines[i] = k .. ":" .. h[k] .. "\n" end
-  local signed = concat(names, ";")
-  local canonical = method .. "\n/\n" .. q .. "\n" .. concat(lines) .. "\n" .. signed .. "\n" .. hash
   local sts = "ACS3-HMAC-SHA256\n" .. sha256_hex(canonical)
   local sig = st.sign(self, sts)
   local headers = {

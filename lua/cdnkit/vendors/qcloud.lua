@@ -210,7 +210,12 @@ local function build_v3(self, st, P, flat, fixed)
     flat = f
   end
   local ts = fixed.timestamp and tonumber(fixed.timestamp) or math.floor(core.now() + st.clock_offset)
-  local date = os.date("!%Y-%m-%d", ts)
+  -- the UTC date of the timestamp (the scope), formatted once a day
+  local date = st.tc3_day
+  if not date or ts < st.tc3_day0 or ts >= st.tc3_day0 + 86400 then
+    date = os.date("!%Y-%m-%d", ts)
+    st.tc3_day, st.tc3_day0 = date, ts - ts % 86400
+  end
   local service = fixed.service or "cdn"
   local host = fixed.host or st.host
   local query, payload, ctype = "", "", FORM
