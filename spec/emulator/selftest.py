@@ -2,11 +2,12 @@
 """Self-test of cdnemu.py (stdlib only).  Run: python3 spec/emulator/selftest.py
 
 Checks the vendor registry of cdnemu.py, then starts each vendor's emulator on
-a random loopback port with a small private fixture, signs requests with a
-signer written here (checked first against fixed known-answer vectors, among
-them the worked examples of the vendors' signature documentation), and
-exercises auth, paging, tasks, faults, the request log, keep-alive and
-concurrency.  Then smoke-tests the real fixtures/<vendor>.json if they exist.
+a random loopback port with a small private fixture, signs requests with
+signers written for the test (here and in selftestlib.py; checked first against
+fixed known-answer vectors, among them the worked examples of the vendors'
+signature documentation), and exercises auth, paging, tasks, faults, the
+request log, keep-alive and concurrency. Then smoke-tests the real
+fixtures/<vendor>.json if they exist.
 Prints `selftest: N passed, N failed`; exit status 1 on failure.
 """
 
@@ -16,62 +17,20 @@ import hmac
 import http.client
 import json
 import os
-import select
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-EMU = os.path.join(HERE, "cdnemu.py")
-
-PASSED = 0
-FAILED = 0
-LOCK = threading.Lock()
-
-
-def check(name, cond, detail=""):
-    global PASSED, FAILED
-    with LOCK:
-        if cond:
-            PASSED += 1
-        else:
-            FAILED += 1
-            print("FAIL: %s %s" % (name, ("-- " + str(detail)[:600]) if detail else ""))
-    return cond
-
-
-def guarded(fn, *args):
-    try:
-        fn(*args)
-    except Exception as e:  # a crash in a test group is a failure, not a hang
-        import traceback
-        traceback.print_exc()
-        check("%s raised" % fn.__name__, False, e)
+import selftestlib
+from selftestlib import HERE, ali_sign, check, dropped, form, guarded, send, utc
 
 
 # --------------------------------------------------------------------------
-# signers written for the test (deliberately not imported from cdnemu)
+# signers written for the test (deliberately not imported from cdnemu;
+# ali_sign, the Alibaba Cloud V2 signer, is in selftestlib)
 # --------------------------------------------------------------------------
-UNRESERVED = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
-
-
-def pct(s):
-    return "".join(chr(b) if b in UNRESERVED else "%%%02X" % b for b in s.encode("utf-8"))
-
-
-def ali_sign(method, params, secret):
-    pairs = sorted((pct(k), pct(v)) for k, v in params.items() if k != "Signature")
-    canon = "&".join(k + "=" + v for k, v in pairs)
-    sts = method + "&" + pct("/") + "&" + pct(canon)
-    d = hmac.new((secret + "&").encode(), sts.encode(), hashlib.sha1).digest()
-    return base64.b64encode(d).decode(), sts
-
-
 def qc_sign(method, host, path, params, secret):
     items = sorted((k.replace("_", "."), v) for k, v in params.items() if k != "Signature")
     src = method + host + path + "?" + "&".join(k + "=" + v for k, v in items)
@@ -112,105 +71,14 @@ def check_vectors():
 # --------------------------------------------------------------------------
 # emulator process
 # --------------------------------------------------------------------------
-class Emu:
+class Emu(selftestlib.Emu):
     def __init__(self, vendor, fixture=None, extra=()):
-        self.vendor = vendor
-        self.tmp = tempfile.mkdtemp(prefix="cdnemu-selftest-")
-        self.port_file = os.path.join(self.tmp, "port")
-        cmd = [sys.executable, EMU, "--vendor", vendor, "--port", "0",
-               "--port-file", self.port_file] + list(extra)
-        if fixture:
-            cmd += ["--fixture", fixture]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        r, _, _ = select.select([self.proc.stdout], [], [], 10)
-        line = self.proc.stdout.readline().decode() if r else ""
-        prefix = "cdnemu %s listening on 127.0.0.1:" % vendor
-        if not line.startswith(prefix):
-            self.proc.kill()
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            raise RuntimeError("emulator did not start: %r %r" % (line, self.proc.stderr.read()))
-        self.port = int(line[len(prefix):].strip())
+        super().__init__(vendor, extra, fixture=fixture, label=vendor + " ")
         with open(self.port_file) as f:
             check("%s port file" % vendor, int(f.read()) == self.port)
 
-    def conn(self):
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-
-    def control(self, method, name, body=None):
-        c = self.conn()
-        data = json.dumps(body).encode() if body is not None else None
-        c.request(method, "/__emu/" + name, body=data,
-                  headers={"Content-Type": "application/json"} if data else {})
-        r = c.getresponse()
-        out = json.loads(r.read())
-        c.close()
-        return out
-
-    def stats(self):
-        return self.control("GET", "stats")
-
-    def reset(self):
-        self.control("POST", "reset")
-
-    def config(self, **kw):
-        return self.control("POST", "config", kw)
-
-    def faults(self, *faults):
-        return self.control("POST", "faults", {"faults": list(faults)})
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = "killed"
-        check("%s exits cleanly on SIGTERM" % self.vendor, rc == 0, rc)
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        err = self.proc.stderr.read().decode(errors="replace")
-        check("%s no traceback on stderr" % self.vendor, "Traceback" not in err, err)
-
-
-class Result:
-    def __init__(self, status, headers, body, exc=None, elapsed=0.0):
-        self.status, self.headers, self.body, self.exc, self.elapsed = \
-            status, headers, body, exc, elapsed
-        try:
-            self.json = json.loads(body) if body is not None else None
-        except ValueError:
-            self.json = None
-
-    def __repr__(self):
-        return "<%s %r %r>" % (self.status, self.body[:300] if self.body else None, self.exc)
-
-    def __getitem__(self, k):
-        return self.json[k]
-
-    def get(self, k, default=None):
-        return self.json.get(k, default) if isinstance(self.json, dict) else default
-
-
-def send(emu, method, path, body=None, headers=None, conn=None):
-    own = conn is None
-    c = conn or emu.conn()
-    t0 = time.monotonic()
-    try:
-        c.request(method, path, body=body, headers=headers or {})
-        r = c.getresponse()
-        data = r.read()
-        res = Result(r.status, r.headers, data, elapsed=time.monotonic() - t0)
-    except (http.client.HTTPException, OSError) as e:
-        res = Result(None, None, None, exc=e, elapsed=time.monotonic() - t0)
-    if own:
-        c.close()
-    return res
-
 
 # ---- aliyun client ----------------------------------------------------------
-def utc(ts=None):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts if ts is not None else time.time()))
-
-
 def ali_params(action, extra=None, method="GET", key="testid", secret="testsecret",
                nonce=None, ts=None):
     p = {"Format": "JSON", "Version": "2014-11-11", "AccessKeyId": key,
@@ -223,7 +91,7 @@ def ali_params(action, extra=None, method="GET", key="testid", secret="testsecre
 
 
 def ali_send(emu, p, method="GET", conn=None):
-    enc = "&".join(pct(k) + "=" + pct(v) for k, v in p.items())
+    enc = form(p)
     if method == "GET":
         return send(emu, "GET", "/?" + enc, conn=conn)
     return send(emu, "POST", "/", enc.encode(),
@@ -248,7 +116,7 @@ def qc_params(action, extra=None, method="POST", sid="AKIDtest", key="testkey",
 
 
 def qc_send(emu, p, method="POST", conn=None):
-    enc = "&".join(pct(k) + "=" + pct(v) for k, v in p.items())
+    enc = form(p)
     if method == "GET":
         return send(emu, "GET", "/v2/index.php?" + enc, conn=conn)
     return send(emu, "POST", "/v2/index.php", enc.encode(),
@@ -297,12 +165,8 @@ QC_FIX = {
 # the vendor registry (cdnemu.py imported, not run)
 # --------------------------------------------------------------------------
 def registry_tests():
-    sys.path.insert(0, HERE)
-    try:
-        import cdnemu
-        import emucore
-    finally:
-        sys.path.remove(HERE)
+    cdnemu = selftestlib.emulator_module("cdnemu")
+    emucore = selftestlib.emulator_module("emucore")
     check("registry lists aliyun and qcloud", sorted(cdnemu.VENDORS) == ["aliyun", "qcloud"],
           cdnemu.VENDORS)
     for name in cdnemu.VENDORS:
@@ -389,11 +253,6 @@ def request_log_tests(emu, path, get_query, post_body, name, bound=False):
     check(name + " methods count beyond the log", s["methods"] == {"GET": 1005} and
           s["requests"] == 1005, s["methods"])
     emu.reset()
-
-
-def dropped(r):
-    """No answer at all: the server closed the connection before a status line."""
-    return r.status is None and isinstance(r.exc, http.client.RemoteDisconnected)
 
 
 def replay_tests(emu, N, make, send_p, ok, replay, act, act_extra, cheap):
@@ -791,9 +650,8 @@ def _aliyun_tests(emu):
     r = ali(emu, "DescribeRefreshTasks")
     check(A + "no_task_id: no task listed", r.get("TotalCount") == 2, r)
 
-    enc = lambda p: "&".join(pct(k) + "=" + pct(v) for k, v in p.items())  # noqa: E731
-    request_log_tests(emu, "/", enc(ali_params("DescribeCdnService")),
-                      enc(ali_params("DescribeCdnService", method="POST")).encode(), A,
+    request_log_tests(emu, "/", form(ali_params("DescribeCdnService")),
+                      form(ali_params("DescribeCdnService", method="POST")).encode(), A,
                       bound=True)
 
     common_tests(emu, lambda conn=None: ali(emu, "DescribeCdnService", conn=conn),
@@ -992,10 +850,9 @@ def _qcloud_tests(emu):
     check(Q + "no_task_id: refresh log has the real task only",
           r.get("data", {}).get("total") == 1, r)
 
-    enc = lambda p: "&".join(pct(k) + "=" + pct(v) for k, v in p.items())  # noqa: E731
     request_log_tests(emu, "/v2/index.php",
-                      enc(qc_params("DescribeCdnHosts", {"limit": "1"}, method="GET")),
-                      enc(qc_params("DescribeCdnHosts", {"limit": "1"})).encode(), Q)
+                      form(qc_params("DescribeCdnHosts", {"limit": "1"}, method="GET")),
+                      form(qc_params("DescribeCdnHosts", {"limit": "1"})).encode(), Q)
 
     common_tests(emu, lambda conn=None: qc(emu, "DescribeCdnHosts", {"limit": "1"}, conn=conn),
                  lambda r: r.get("code") == 0, Q)
@@ -1065,9 +922,7 @@ def main():
         for t in ths:
             t.join()
     guarded(fixture_smoke)
-    print("selftest: took %.1fs" % (time.monotonic() - t0))
-    print("selftest: %d passed, %d failed" % (PASSED, FAILED))
-    return 1 if FAILED else 0
+    return selftestlib.finish("selftest", t0)
 
 
 if __name__ == "__main__":

@@ -5,77 +5,37 @@ Run: python3 spec/emulator/selftest_aliyun_2018.py
 Checks the emulator's ACS3-HMAC-SHA256 functions against the published vector
 and the CDN vector, reads the action table itself (not with the emulator's
 parser), then starts `cdnemu.py --vendor aliyun` on a random loopback port and
-signs requests with signers written here (V3 headers and V2 parameters, checked
-first against the same vectors): V3 and V2 accepted, each rejection (signature,
-date, nonce, method, parameter location, required and unknown parameters),
-refresh tasks, the refresh limits and quotas, the throttle fault, the domain
-actions, the request log, and every one of the 176 actions called with its
-required parameters (V3, then V2).
+signs requests with signers written for the test (V3 headers here, V2
+parameters with selftestlib.ali_sign; checked first against the same vectors):
+V3 and V2 accepted, each rejection (signature, date, nonce, method, parameter
+location, required and unknown parameters), refresh tasks, the refresh limits
+and quotas, the throttle fault, the domain actions, the request log, and every
+one of the 176 actions called with its required parameters (V3, then V2).
 Prints `selftest-aliyun-2018: N passed, N failed`; exit status 1 on failure.
 """
 
-import base64
 import hashlib
 import hmac
-import http.client
 import json
 import os
 import re
-import select
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-EMU = os.path.join(HERE, "cdnemu.py")
+import selftestlib
+from selftestlib import (HERE, ali_sign as v2_sign, check, form, guarded, pct, send,
+                         sha256_hex, utc)
+
 TABLE = os.path.join(HERE, "tables", "aliyun_2018_05_10.txt")
 V2018, V2014 = "2018-05-10", "2014-11-11"
 
-PASSED = 0
-FAILED = 0
-
-
-def check(name, cond, detail=""):
-    global PASSED, FAILED
-    if cond:
-        PASSED += 1
-    else:
-        FAILED += 1
-        print("FAIL: %s %s" % (name, ("-- " + str(detail)[:700]) if detail else ""))
-    return cond
-
-
-def guarded(fn, *args):
-    try:
-        fn(*args)
-    except Exception as e:  # a crash in a test group is a failure, not a hang
-        import traceback
-        traceback.print_exc()
-        check("%s raised" % fn.__name__, False, e)
-
 
 # --------------------------------------------------------------------------
-# signers written for the test (deliberately not imported from cdnemu)
+# signers written for the test (deliberately not imported from cdnemu; the
+# V2 signer v2_sign is selftestlib.ali_sign)
 # --------------------------------------------------------------------------
-UNRESERVED = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
-
-
-def pct(s):
-    return "".join(chr(b) if b in UNRESERVED else "%%%02X" % b for b in s.encode("utf-8"))
-
-
-def form(params):
-    return "&".join(pct(k) + "=" + pct(v) for k, v in params.items())
-
-
-def sha256_hex(b):
-    return hashlib.sha256(b).hexdigest()
-
-
 def v3_sign(method, query, headers, body, secret):
     """-> (canonical request, string to sign, signature, signed header names);
     headers: lower-case name -> value, all of them signed."""
@@ -86,14 +46,6 @@ def v3_sign(method, query, headers, body, secret):
     sts = "ACS3-HMAC-SHA256\n" + sha256_hex(canon.encode())
     sig = hmac.new(secret.encode(), sts.encode(), hashlib.sha256).hexdigest()
     return canon, sts, sig, names
-
-
-def v2_sign(method, params, secret):
-    pairs = sorted((pct(k), pct(v)) for k, v in params.items() if k != "Signature")
-    canon = "&".join(k + "=" + v for k, v in pairs)
-    sts = method + "&" + pct("/") + "&" + pct(canon)
-    d = hmac.new((secret + "&").encode(), sts.encode(), hashlib.sha1).digest()
-    return base64.b64encode(d).decode(), sts
 
 
 VEC_DATE, VEC_NONCE = "2023-10-26T10:22:32Z", "3156853299f313e23d1673dc12e1703d"
@@ -120,11 +72,7 @@ def vec_headers(v):
 
 
 def check_vectors():
-    sys.path.insert(0, HERE)
-    try:
-        import vendor_aliyun_2018 as emu2018
-    finally:
-        sys.path.remove(HERE)
+    emu2018 = selftestlib.emulator_module("vendor_aliyun_2018")
     for name, v in (("published", VEC_PUB), ("cdn", VEC_CDN)):
         h = vec_headers(v)
         canon, sts, sig, names = v3_sign(v["method"], v["query"], h, v["body"],
@@ -211,11 +159,7 @@ def table_tests():
         first = f.readline()
     check("table: first line says what it is", first.startswith("# ") and "2018-05-10" in first
           and "alibabacloud-go/cdn-20180510" in first and "v9.0.0" in first, first)
-    sys.path.insert(0, HERE)
-    try:
-        import vendor_aliyun_2018 as emu2018
-    finally:
-        sys.path.remove(HERE)
+    emu2018 = selftestlib.emulator_module("vendor_aliyun_2018")
     t = emu2018.load_table()
     same = all(t[a]["method"] == s["method"] and
                [(n, d["required"], d["where"]) for n, d in t[a]["params"].items()] == s["params"]
@@ -244,93 +188,17 @@ def table_tests():
 # --------------------------------------------------------------------------
 # emulator process and requests
 # --------------------------------------------------------------------------
-class Emu:
-    def __init__(self, extra=()):
-        self.tmp = tempfile.mkdtemp(prefix="cdnemu-selftest-2018-")
-        cmd = [sys.executable, EMU, "--vendor", "aliyun", "--port", "0"] + list(extra)
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        r, _, _ = select.select([self.proc.stdout], [], [], 10)
-        line = self.proc.stdout.readline().decode() if r else ""
-        prefix = "cdnemu aliyun listening on 127.0.0.1:"
-        if not line.startswith(prefix):
-            self.proc.kill()
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            raise RuntimeError("emulator did not start: %r %r" % (line, self.proc.stderr.read()))
-        self.port = int(line[len(prefix):].strip())
-        self.host = "127.0.0.1:%d" % self.port
+class Emu(selftestlib.Emu):
+    """control(), config() and faults() answer (status, JSON)."""
 
-    def conn(self):
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+    def __init__(self, extra=()):
+        super().__init__("aliyun", extra, port_file=False, tmp_prefix="cdnemu-selftest-2018-")
 
     def control(self, method, name, body=None):
-        c = self.conn()
-        data = json.dumps(body).encode() if body is not None else None
-        c.request(method, "/__emu/" + name, body=data,
-                  headers={"Content-Type": "application/json"} if data else {})
-        r = c.getresponse()
-        out = (r.status, json.loads(r.read()))
-        c.close()
-        return out
+        return self.control_status(method, name, body)
 
     def stats(self):
         return self.control("GET", "stats")[1]
-
-    def reset(self):
-        self.control("POST", "reset")
-
-    def config(self, **kw):
-        return self.control("POST", "config", kw)
-
-    def faults(self, *faults):
-        return self.control("POST", "faults", {"faults": list(faults)})
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = "killed"
-        check("exits cleanly on SIGTERM", rc == 0, rc)
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        err = self.proc.stderr.read().decode(errors="replace")
-        check("no traceback on stderr", "Traceback" not in err, err)
-
-
-class Result:
-    def __init__(self, status, headers, body, exc=None):
-        self.status, self.headers, self.body, self.exc = status, headers, body, exc
-        try:
-            self.json = json.loads(body) if body is not None else None
-        except ValueError:
-            self.json = None
-
-    def __repr__(self):
-        return "<%s %r %r>" % (self.status, self.body[:400] if self.body else None, self.exc)
-
-    def __getitem__(self, k):
-        return self.json[k]
-
-    def get(self, k, default=None):
-        return self.json.get(k, default) if isinstance(self.json, dict) else default
-
-
-def send(emu, method, path, body=None, headers=None, conn=None):
-    own = conn is None
-    c = conn or emu.conn()
-    try:
-        c.request(method, path, body=body, headers=headers or {})
-        r = c.getresponse()
-        res = Result(r.status, r.headers, r.read())
-    except (http.client.HTTPException, OSError) as e:
-        res = Result(None, None, None, exc=e)
-    if own:
-        c.close()
-    return res
-
-
-def utc(ts=None):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts if ts is not None else time.time()))
 
 
 def split_params(action, params):
@@ -1112,9 +980,7 @@ def main():
             guarded(fn, emu)
     finally:
         emu.stop()
-    print("selftest-aliyun-2018: took %.1fs" % (time.monotonic() - t0))
-    print("selftest-aliyun-2018: %d passed, %d failed" % (PASSED, FAILED))
-    return 1 if FAILED else 0
+    return selftestlib.finish("selftest-aliyun-2018", t0)
 
 
 if __name__ == "__main__":

@@ -17,55 +17,18 @@ import hmac
 import http.client
 import json
 import os
-import select
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-EMU = os.path.join(HERE, "cdnemu.py")
+import selftestlib
+from selftestlib import HERE, check, dropped, guarded, pct, send, sha256_hex
+
 TABLE = os.path.join(HERE, "tables", "qcloud_2018_06_06.txt")
-
-PASSED = 0
-FAILED = 0
-
-
-def check(name, cond, detail=""):
-    global PASSED, FAILED
-    if cond:
-        PASSED += 1
-    else:
-        FAILED += 1
-        print("FAIL: %s %s" % (name, ("-- " + str(detail)[:700]) if detail else ""))
-    return cond
-
-
-def guarded(fn, *args):
-    try:
-        fn(*args)
-    except Exception as e:  # a crash in a test group is a failure, not a hang
-        import traceback
-        traceback.print_exc()
-        check("%s raised" % fn.__name__, False, e)
 
 
 # --------------------------------------------------------------------------
 # the test's own TC3 signer and request builder (not imported from cdnemu)
 # --------------------------------------------------------------------------
-UNRESERVED = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
-
-
-def pct(s):
-    return "".join(chr(b) if b in UNRESERVED else "%%%02X" % b for b in str(s).encode("utf-8"))
-
-
-def h256(b):
-    return hashlib.sha256(b if isinstance(b, bytes) else b.encode("utf-8")).hexdigest()
-
-
 def hm(key, msg):
     return hmac.new(key, msg.encode("utf-8"), hashlib.sha256).digest()
 
@@ -75,8 +38,9 @@ def tc3(secret, method, query, headers, signed, payload, ts, service="cdn", date
     low = {k.lower(): v for k, v in headers.items()}
     date = date or time.strftime("%Y-%m-%d", time.gmtime(ts))
     canon = "".join("%s:%s\n" % (n, low.get(n, "").strip().lower()) for n in signed)
-    creq = "\n".join([method, "/", query, canon, ";".join(signed), h256(payload)])
-    sts = "\n".join(["TC3-HMAC-SHA256", str(ts), "%s/%s/tc3_request" % (date, service), h256(creq)])
+    creq = "\n".join([method, "/", query, canon, ";".join(signed), sha256_hex(payload)])
+    sts = "\n".join(["TC3-HMAC-SHA256", str(ts), "%s/%s/tc3_request" % (date, service),
+                     sha256_hex(creq)])
     k = hm(hm(hm(("TC3" + secret).encode(), date), service), "tc3_request")
     return hmac.new(k, sts.encode(), hashlib.sha256).hexdigest(), sts
 
@@ -114,11 +78,7 @@ CDN_BODY = b'{"Urls":["https://www.example.com/a.jpg"]}'
 def vector_tests():
     """The official worked example (service cvm) and the CDN vectors, with the
     emulator's functions and with this test's signer."""
-    sys.path.insert(0, HERE)
-    try:
-        import vendor_qcloud_v3 as v3
-    finally:
-        sys.path.remove(HERE)
+    v3 = selftestlib.emulator_module("vendor_qcloud_v3")
     V = "vector "
     check(V + "official payload hash", v3.sha256_hex(OFFICIAL_BODY) ==
           "35e9c5b0e3ae67532d3c9f17ead6c90222632e5b1ff7f6e89887f1398934f064")
@@ -197,80 +157,18 @@ def vector_tests():
 
 
 # --------------------------------------------------------------------------
-# emulator process
+# emulator process and requests
 # --------------------------------------------------------------------------
-class Emu:
-    def __init__(self, extra=()):
-        self.tmp = tempfile.mkdtemp(prefix="cdnemu-v3-selftest-")
-        self.port_file = os.path.join(self.tmp, "port")
-        cmd = [sys.executable, EMU, "--vendor", "qcloud", "--port", "0",
-               "--port-file", self.port_file] + list(extra)
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        r, _, _ = select.select([self.proc.stdout], [], [], 10)
-        line = self.proc.stdout.readline().decode() if r else ""
-        prefix = "cdnemu qcloud listening on 127.0.0.1:"
-        if not line.startswith(prefix):
-            self.proc.kill()
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            raise RuntimeError("emulator did not start: %r %r" % (line, self.proc.stderr.read()))
-        self.port = int(line[len(prefix):].strip())
-        self.host = "127.0.0.1:%d" % self.port
+class Result(selftestlib.Result):
+    """With the API 3.0 answer's Response (resp), Error.Code and Error.Message."""
 
-    def conn(self):
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-
-    def control(self, method, name, body=None):
-        c = self.conn()
-        data = json.dumps(body).encode() if body is not None else None
-        c.request(method, "/__emu/" + name, body=data,
-                  headers={"Content-Type": "application/json"} if data else {})
-        r = c.getresponse()
-        out = json.loads(r.read())
-        out["_status"] = r.status
-        c.close()
-        return out
-
-    def stats(self):
-        return self.control("GET", "stats")
-
-    def reset(self):
-        self.control("POST", "reset")
-
-    def config(self, **kw):
-        return self.control("POST", "config", kw)
-
-    def faults(self, *faults):
-        return self.control("POST", "faults", {"faults": list(faults)})
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = "killed"
-        check("exits cleanly on SIGTERM", rc == 0, rc)
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        err = self.proc.stderr.read().decode(errors="replace")
-        check("no traceback on stderr", "Traceback" not in err, err)
-
-
-class Result:
     def __init__(self, status, headers, body, exc=None, elapsed=0.0):
-        self.status, self.headers, self.body, self.exc, self.elapsed = \
-            status, headers, body, exc, elapsed
-        try:
-            self.json = json.loads(body) if body is not None else None
-        except ValueError:
-            self.json = None
+        super().__init__(status, headers, body, exc, elapsed)
         r = self.json.get("Response") if isinstance(self.json, dict) else None
         self.resp = r if isinstance(r, dict) else {}
         err = self.resp.get("Error")
         self.code = err.get("Code") if isinstance(err, dict) else None
         self.message = err.get("Message") if isinstance(err, dict) else None
-
-    def __repr__(self):
-        return "<%s %r %r>" % (self.status, self.body[:400] if self.body else None, self.exc)
 
     @property
     def ok(self):
@@ -284,20 +182,18 @@ class Result:
                 (name is None or ("`%s`" % name) in (self.message or "")))
 
 
-def send(emu, method, path, body=None, headers=None, conn=None):
-    own = conn is None
-    c = conn or emu.conn()
-    t0 = time.monotonic()
-    try:
-        c.request(method, path, body=body, headers=headers or {})
-        r = c.getresponse()
-        data = r.read()
-        res = Result(r.status, r.headers, data, elapsed=time.monotonic() - t0)
-    except (http.client.HTTPException, OSError) as e:
-        res = Result(None, None, None, exc=e, elapsed=time.monotonic() - t0)
-    if own:
-        c.close()
-    return res
+class Emu(selftestlib.Emu):
+    """control(), config() and faults() answer the JSON with its HTTP status
+    under "_status"; requests answer a Result with the API 3.0 fields."""
+    result_class = Result
+
+    def __init__(self, extra=()):
+        super().__init__("qcloud", extra, tmp_prefix="cdnemu-v3-selftest-")
+
+    def control(self, method, name, body=None):
+        status, out = self.control_status(method, name, body)
+        out["_status"] = status
+        return out
 
 
 def build(emu, action, params=None, method="POST", ctype=None, sid="AKIDtest", key="testkey",
@@ -337,10 +233,6 @@ def call(emu, action, params=None, conn=None, **kw):
 
 def now_bj(offset=0):
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() + 8 * 3600 + offset))
-
-
-def dropped(r):
-    return r.status is None and isinstance(r.exc, http.client.RemoteDisconnected)
 
 
 # --------------------------------------------------------------------------
@@ -1055,11 +947,7 @@ def sample(name, t, action):
 
 def all_actions_tests(emu, method):
     """Every action of the table, called with its required parameters."""
-    sys.path.insert(0, HERE)
-    try:
-        import vendor_qcloud_v3 as v3
-    finally:
-        sys.path.remove(HERE)
+    v3 = selftestlib.emulator_module("vendor_qcloud_v3")
     table = v3.load_table(TABLE)
     emu.reset()
     # Start and Delete need a stopped domain (Stop itself runs on host-0001)
@@ -1115,9 +1003,7 @@ def main():
         guarded(all_actions_tests, emu, "GET")
     finally:
         emu.stop()
-    print("selftest-qcloud-v3: took %.1fs" % (time.monotonic() - t0))
-    print("selftest-qcloud-v3: %d passed, %d failed" % (PASSED, FAILED))
-    return 1 if FAILED else 0
+    return selftestlib.finish("selftest-qcloud-v3", t0)
 
 
 if __name__ == "__main__":
