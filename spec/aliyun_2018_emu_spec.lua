@@ -134,6 +134,8 @@ describe("aliyun 2018-05-10 against the emulator", function()
                          params = { ObjectType = "Regex" }, check_quota = true }
     assert.is_nil(r)
     assert.equal(1, err.remaining)
+    assert.equal("RegexRemain", err.quota_field)
+    assert.truthy(err.message:find("(Regex)", 1, true))
     assert.is_nil(e:stats().executed.RefreshObjectCaches)
     -- directories given through params count against the directory quota
     e:config { refresh_dir_day_limit = 1 }
@@ -230,6 +232,14 @@ describe("aliyun 2018-05-10 against the emulator", function()
     assert.is_nil(res)
     assert.equal("SignatureNonceUsed", err.code)
     assert.is_true(err.ambiguous)
+  end)
+
+  it("call() with version 2014-11-11 signs that call with V2", function()
+    local c = client()
+    local res, err = c:call("DescribeRefreshQuota", {}, { version = "2014-11-11" })
+    assert.is_table(res, tostring(err))
+    local log = e:stats().request_log
+    assert.is_nil(log[1].signature) -- a 2014-11-11 entry
   end)
 
   it("the CLI speaks 2018-05-10 by default and 2014-11-11 when asked", function()

@@ -173,6 +173,18 @@ local function plan(self, kinds, opts, extra)
       end
     end
   end
+  -- a purge option no batch takes (Tencent FlushType with URLs only) is a
+  -- mistake, not something to drop without a word
+  if extra and #jobs > 0 then
+    for k in pairs(extra) do
+      local used = false
+      for _, j in ipairs(jobs) do if j.sent_params[k] ~= nil then used = true end end
+      if not used then
+        raise("cdnkit." .. A.name .. ": params." .. tostring(k) .. " does not apply to this purge " ..
+          "(no batch of it takes that parameter: see client:help() of the purge actions)")
+      end
+    end
+  end
   return {
     client = self, st = st, A = A, jobs = jobs, conc = conc, policy = policy, extra = extra,
     report = setmetatable({ vendor = A.name, client = self, ok = true, batches = #jobs, done = 0,
@@ -825,10 +837,13 @@ local function check_quota(g, kinds)
         left = tonumber(v)
       end
       if left and n > left then
+        local what = kind:gsub("_", " ")
+        if t and q.by_type and q.by_type[t] then what = what .. " (" .. tostring(t) .. ")" end
         return nil, errors.new(A.name, action, {
           code = "quota", retryable = false, kind = kind, needed = n, remaining = left,
-          message = ("%d %s needed, %d left in today's quota; nothing was sent")
-            :format(n, kind:gsub("_", " "), left),
+          quota_field = field,
+          message = ("%d %s needed, %d left in today's quota (%s); nothing was sent")
+            :format(n, what, left, field),
         })
       end
     end
@@ -839,7 +854,9 @@ end
 local function refresh_kinds(opts)
   local urls = dedupe(opts.urls, "urls")
   local dirs = dedupe(opts.dirs, "dirs")
-  if #urls == 0 and #dirs == 0 then raise("cdnkit: refresh needs urls or dirs") end
+  -- an empty list is no mistake (a deploy that changed nothing): an empty,
+  -- successful report; giving neither is
+  if opts.urls == nil and opts.dirs == nil then raise("cdnkit: refresh needs urls or dirs") end
   return { { "refresh_url", urls }, { "refresh_dir", dirs } }
 end
 
@@ -878,7 +895,7 @@ function M.install(methods, A)
     check_opts(opts)
     if opts.dirs ~= nil then raise("cdnkit: prefetch takes urls only") end
     local urls = dedupe(opts.urls, "urls")
-    if #urls == 0 then raise("cdnkit: prefetch needs urls") end
+    if opts.urls == nil then raise("cdnkit: prefetch needs urls") end
     return run_one(self, { { "prefetch", urls } }, opts)
   end
 end

@@ -136,9 +136,12 @@ local function print_help(vendor, action, write, version)
   usage_error(vendor .. " has no action " .. action .. " (cdnkit " .. vendor .. " help lists them)")
 end
 
--- a Lua error message without the "file:line: " position, for people
+-- a Lua error message without the "file:line: " position, for people, and
+-- the library's advice in the command's words
 local function plain(msg)
-  return (tostring(msg):gsub("^[^\n]-:%d+: ", ""))
+  return (tostring(msg):gsub("^[^\n]-:%d+: ", "")
+    :gsub('create the client with version = "([^"]+)"', "add --version-api %1")
+    :gsub('%(cdnkit%.(%w+){ version = "([^"]+)" }%)', "(--version-api %2)"))
 end
 
 -- the structured error as one JSON object (for --json)
@@ -159,6 +162,7 @@ function M.main(args, write, ewrite)
     local vendor, action = args[1], args[2]
     local usage = "usage: cdnkit <vendor> <Action> [--Param value ...] [--all] [--json] [--endpoint URL]\n" ..
       "       [--version-api V] (the vendor's API version; default its current one)\n" ..
+      "       [--signature v3|v2] (Alibaba 2018-05-10: the signing scheme; default v3)\n" ..
       "       cdnkit <vendor> help [Action]\n\nvendors: " .. table.concat(cdnkit.vendors(), ", ") .. "\n"
     if vendor == "help" or vendor == "--help" or vendor == "-h" then
       write(usage)

@@ -35,8 +35,13 @@ end
 --- Text for one action of `api` (an action table from the API data).
 function M.action(vendor, api, a, flag_prefix)
   local out = { ("%s %s - %s"):format(vendor, a.name, a.doc or "") }
-  if a.http then out[#out + 1] = "  HTTP " .. a.http .. (a.limits and a.limits.per_second and
-    (", at most " .. a.limits.per_second .. " calls a second") or "") end
+  local l = a.limits or {}
+  local rate = l.per_second and (l.per_second .. " calls a second") or
+    (l.per_minute and (l.per_minute .. " calls a minute"))
+  if a.http or rate then
+    out[#out + 1] = "  " .. (a.http and ("HTTP " .. a.http) or "") .. (a.http and rate and ", " or "") ..
+      (rate and ("at most " .. rate .. " (cdnkit paces to it)") or "")
+  end
   local where = M.ref(api, a.ref)
   if where then out[#out + 1] = "  documented in " .. where end
   if a.one_of then out[#out + 1] = "  one of: " .. table.concat(a.one_of, ", ") end

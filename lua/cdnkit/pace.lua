@@ -102,10 +102,13 @@ function M.reserve_window(st, key, limit, window, n, now)
   st.windows = st.windows or {}
   local log = st.windows[key]
   if not log then log = {}; st.windows[key] = log end
-  now = now or core.monotime()
-  -- forget what left the window
-  local keep = {}
-  for _, e in ipairs(log) do if e.t > now - window then keep[#keep + 1] = e end end
+  local real = core.monotime()
+  now = now or real
+  -- forget what left the window by now (the real now: `now` may be a time
+  -- in the future that a batch asks about, and what is within a window of
+  -- the present still counts for every later reservation)
+  local keep, horizon = {}, math.min(now, real) - window
+  for _, e in ipairs(log) do if e.t > horizon then keep[#keep + 1] = e end end
   log = keep
   st.windows[key] = log
   table.sort(log, function(a, b) return a.t < b.t end)

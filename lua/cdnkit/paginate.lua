@@ -54,7 +54,10 @@ local function paginated(self, action)
   local st = self:_state()
   local a = st.api_index[action]
   if not a then
-    raise("cdnkit." .. st.adapter.name .. ": unknown action '" .. tostring(action) .. "'")
+    local adapter = require "cdnkit.adapter"
+    local hint = type(action) == "string" and
+      client.moved_hint(st.adapter, adapter.version(st.adapter, st.version), action)
+    raise(hint or ("cdnkit." .. st.adapter.name .. ": unknown action '" .. tostring(action) .. "'"))
   end
   if not a.paginate then
     raise("cdnkit." .. st.adapter.name .. ": " .. action .. " is not paginated by the vendor")

@@ -64,13 +64,14 @@ M.MAX_GET_URL = 8192
 
 --- A request whose parameters travel as a signed query string: in the URL
 -- (st.url .. "?" .. query) for a GET, as a form body to st.url for a POST.
--- Signs with st.sign(client, params, method, prefix, explain, ...), which
+-- Signs with st.query_sign (if the adapter set one) or st.sign(client,
+-- params, method, prefix, explain, ...), which
 -- returns prefix .. query (plus up to three explanation values, passed
 -- through); `...` are the scheme's own arguments.  A GET too long for a URL
 -- is signed again as a POST, unless `pinned` (prepare's method).
 -- Returns req, the method used, and the explanation values.
 function M.query_request(st, client, params, method, pinned, explain, ...)
-  local sign = st.sign
+  local sign = st.query_sign or st.sign
   local post = method == "POST"
   local q, x1, x2, x3 = sign(client, params, method, post and "" or st.url_get, explain, ...)
   if not post and #q > M.MAX_GET_URL and not pinned then

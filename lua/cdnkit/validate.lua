@@ -373,7 +373,8 @@ function M.check_plan(P, params, list_form)
     else
       local s, msg = scalar(p, v)
       if not s then return nil, where .. "parameter '" .. name .. "' " .. msg end
-      out[name] = P.typed and native(typ, s) or s
+      -- (not `typed and native() or s`: a false would become "false")
+      if P.typed then out[name] = native(typ, s) else out[name] = s end
     end
   end
   local function present(n) return params[n] ~= nil and params[n] ~= core.null end

@@ -121,6 +121,8 @@ function A.init(st, opts, key_id)
   st.key_id = key_id
   st.signature = st.version == V2014 and "v2" or (opts.signature or "v3")
   if st.signature == "v2" then st.sign = core.signers.aliyun_rpc_v2 end
+  -- query-signed requests (2014-11-11, also through call() on a 2018 client)
+  st.query_sign = core.signers.aliyun_rpc_v2
   -- the Host header as signed and sent (V3): the endpoint's authority
   st.host = st.endpoint:match("^https?://([^/]+)")
 end
@@ -279,7 +281,9 @@ end
 
 --- Build the signed request.  `fixed` may pin timestamp, nonce, method.
 function A.build(self, st, P, flat, fixed)
-  if st.version ~= V2014 then
+  -- call(..., { version = "2014-11-11" }) on a 2018-05-10 client: that API
+  -- takes signature V2 only
+  if st.version ~= V2014 and (fixed.version or flat.Version) ~= V2014 then
     if st.signature == "v3" then return build_v3(self, st, P, flat, fixed) end
     return build_v2(self, st, P, flat, fixed)
   end
@@ -349,7 +353,7 @@ function A.parse(st, action, status, headers, body, meta)
     end
   elseif data.Code == "SignatureDoesNotMatch" and meta and meta.params then
     local server = e.message:match("server string to sign is:(.*)$")
-    local ok, _, ours = pcall(st.sign, meta.client, meta.params, meta.method, "", true)
+    local ok, _, ours = pcall(st.query_sign, meta.client, meta.params, meta.method, "", true)
     if server and ok then
       e.server_string_to_sign = server
       e.diff = diff(ours, server) or "string-to-sign is the same as the server's: check access_key_secret"

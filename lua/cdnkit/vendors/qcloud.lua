@@ -280,6 +280,12 @@ local function build_v2(self, st, P, flat, fixed)
 end
 
 function A.build(self, st, P, flat, fixed)
+  local ver = fixed.version or flat.Version
+  if (ver == "v2" and st.version ~= "v2") or (ver == V3 and st.version == "v2") then
+    -- v2 and 3.0 differ in host, path, envelope and signing: not one call's option
+    raise("cdnkit.qcloud: version '" .. tostring(ver) .. "' needs a client of that version " ..
+      "(cdnkit.qcloud{ version = \"" .. tostring(ver) .. "\" }); this one speaks " .. st.version)
+  end
   if st.version == V3 then return build_v3(self, st, P, flat, fixed) end
   return build_v2(self, st, P, flat, fixed)
 end
@@ -414,7 +420,7 @@ function A.batch_params(kind, items, extra, version)
     p.Urls = items
     return "PushUrlsCache", p
   end
-  p.FlushType = nil -- a URL purge has none (FlushType is for directories)
+  p.FlushType = nil -- for directories only (the engine refuses it when no batch takes it)
   p.Urls = items
   return "PurgeUrlsCache", p
 end
