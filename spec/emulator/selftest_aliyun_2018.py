@@ -8,7 +8,8 @@ parser), then starts `cdnemu.py --vendor aliyun` on a random loopback port and
 signs requests with signers written for the test (V3 headers here, V2
 parameters with selftestlib.ali_sign; checked first against the same vectors):
 V3 and V2 accepted, each rejection (signature, date, nonce, method, parameter
-location, required and unknown parameters), refresh tasks, the refresh limits
+location, required and unknown parameters, repeated parameters only flattened
+and scalars only under their exact names), refresh tasks, the refresh limits
 and quotas, the throttle fault, the domain actions, the request log, and every
 one of the 176 actions called with its required parameters (V3, then V2).
 Prints `selftest-aliyun-2018: N passed, N failed`; exit status 1 on failure.
@@ -128,7 +129,36 @@ def read_table():
     return acts
 
 
+def read_repeated():
+    """-> {Action: {Name: () for Name[] | (members) for Name[].{A,B}}} from
+    the table's "## Repeated" section."""
+    out, on = {}, False
+    with open(TABLE, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line.startswith("## "):
+                on = line.startswith("## Repeated")
+                continue
+            m = re.match(r"^(\w+): (.*)$", line)
+            if on and m:
+                out[m.group(1)] = {
+                    im.group(1): tuple(im.group(2).split(",")) if im.group(2) else ()
+                    for im in re.finditer(r"(\w+)\[\](?:\.\{([\w,]+)\})?", m.group(2))}
+    return out
+
+
 TABLE_ACTS = read_table()
+REPEATED = read_repeated()
+# what the SDK (alibabacloud-go/cdn-20180510 v9.0.0, client/*_request_model.go)
+# types as []*string / []*<Action>RequestTag
+SDK_REPEATED = {
+    "AddCdnDomain": {"Tag": ("Key", "Value")},
+    "DescribeTagResources": {"ResourceId": (), "Tag": ("Key", "Value")},
+    "DescribeUserDomains": {"Tag": ("Key", "Value")},
+    "ListTagResources": {"ResourceId": (), "Tag": ("Key", "Value")},
+    "TagResources": {"ResourceId": (), "Tag": ("Key", "Value")},
+    "UntagResources": {"ResourceId": (), "TagKey": ()},
+}
 
 
 def table_tests():
@@ -169,12 +199,26 @@ def table_tests():
           TABLE_ACTS["RefreshObjectCaches"] == {"method": "POST", "params": [
               ("Force", False, "body"), ("ObjectPath", True, "body"),
               ("ObjectType", False, "body")]})
+    check("table: the repeated parameters are the SDK's 10 list fields in 6 actions",
+          REPEATED == SDK_REPEATED, REPEATED)
+    check("table: every repeated parameter is a query parameter of its action",
+          all(any(n == p and w == "query" for p, _, w in TABLE_ACTS[a]["params"])
+              for a, names in REPEATED.items() for n in names), REPEATED)
+    forms = {(a, n): (d["form"], d["fields"]) for a, s in t.items()
+             for n, d in s["params"].items() if d["form"] != "scalar"}
+    check("table: the emulator reads the same repeated parameters", forms == {
+        (a, n): ("structs" if f else "list", f) for a, names in REPEATED.items()
+        for n, f in names.items()}, forms)
     # a broken table is refused
     with tempfile.TemporaryDirectory() as d:
         bad = os.path.join(d, "t.txt")
+        base = "## x -- 2\nA B\nA [POST]: X(q), Y(q)\nB [GET]: -\n## Repeated\n"
         for text in ("## x -- 2\nA B\nA [POST]: -\n",
                      "## x -- 2\nA B\nA [POST]: -\nB [GET]: -\nA [GET]: -\n",
-                     "## x -- 2\nA B\nA [POST]: -\nB [GET]: -\n## Corrections\nC [GET]: -\n"):
+                     "## x -- 2\nA B\nA [POST]: -\nB [GET]: -\n## Corrections\nC [GET]: -\n",
+                     base + "A: Z[]\n", base + "C: X[]\n", base + "A: X\n",
+                     base + "A: X[]\nA: Y[]\n", base + "A: X[].{K,K}\n",
+                     base + "A: X[].{}\n", base + "A: X[], X[].{K}\n"):
             with open(bad, "w") as f:
                 f.write(text)
             try:
@@ -183,6 +227,11 @@ def table_tests():
             except emu2018.TableError:
                 refused = True
             check("table: inconsistent table refused: %r" % text[-20:], refused)
+        with open(bad, "w") as f:
+            f.write(base + "# the notation\nA: X[], Y[].{K,V}\n")
+        good = emu2018.load_table(bad)["A"]["params"]
+        check("table: a good Repeated section read", good["X"]["form"] == "list" and
+              good["Y"]["form"] == "structs" and good["Y"]["fields"] == ("K", "V"), good)
 
 
 # --------------------------------------------------------------------------
@@ -511,6 +560,122 @@ def param_tests(emu):
     s = emu.stats()
     check(A + "none of the refused requests executed", s["executed"] == {
         "RefreshObjectCaches": 1, "DescribeDomainFlowData": 1}, s["executed"])
+
+
+def repeated_tests(emu):
+    """Scalars only under their exact names; repeated lists / lists of
+    structures only flattened (Name.N / Name.N.Member, N from 1, no gap)."""
+    A = "repeated "
+    emu.reset()
+    tag = {"ResourceId.1": "example-0001.com", "ResourceId.2": "example-0002.com",
+           "ResourceType": "DOMAIN", "Tag.1.Key": "env", "Tag.1.Value": "prod",
+           "Tag.2.Key": "team"}
+    r, _, _ = v3(emu, "TagResources", tag)
+    check(A + "TagResources flattened (ResourceId.N, Tag.N.Key/Value) accepted", ok(r), r)
+    check(A + "logged under the flattened names", last_log(emu)["params"] == {
+        k: "query" for k in tag}, last_log(emu))
+    r, _ = v2(emu, "TagResources", tag)
+    check(A + "V2 TagResources flattened accepted", ok(r), r)
+    r, _, _ = v3(emu, "UntagResources", {"ResourceId.1": "example-0001.com",
+                                         "ResourceType": "DOMAIN", "TagKey.1": "env",
+                                         "TagKey.2": "team"})
+    check(A + "UntagResources ResourceId.1, TagKey.1, TagKey.2 accepted", ok(r), r)
+    r, _, _ = v3(emu, "ListTagResources", {"ResourceType": "DOMAIN"})
+    check(A + "ListTagResources without the optional lists accepted", ok(r), r)
+    r, _, _ = v3(emu, "DescribeTagResources", {"ResourceId.1": "example-0001.com",
+                                               "ResourceType": "DOMAIN", "Tag.1.Key": "env"})
+    check(A + "DescribeTagResources Tag.1.Key without Value accepted", ok(r), r)
+    r, _, _ = v3(emu, "AddCdnDomain", {"CdnType": "web", "DomainName": "tagged.example.net",
+                                       "Sources": SOURCES, "Tag.1.Key": "env",
+                                       "Tag.1.Value": "prod"})
+    check(A + "AddCdnDomain with Tag.1.Key/Value accepted", ok(r), r)
+    executed = emu.stats()["executed"]
+    check(A + "the accepted calls executed", executed == {
+        "TagResources": 2, "UntagResources": 1, "ListTagResources": 1,
+        "DescribeTagResources": 1, "AddCdnDomain": 1}, executed)
+
+    def refused(label, action, params, code, name, in_msg=None, sig="v3"):
+        if sig == "v3":
+            r = v3(emu, action, params)[0]
+        else:
+            r = v2(emu, action, params)[0]
+        check(A + label, err(r, 400, code, '"%s"' % name) and
+              (in_msg is None or in_msg in r.get("Message", "")), r)
+    base = {"ResourceType": "DOMAIN", "Tag.1.Key": "env", "Tag.1.Value": "prod"}
+    # a repeated list sent as one value
+    refused("ResourceId=a,b (one value) refused", "TagResources",
+            dict(base, ResourceId="example-0001.com,example-0002.com"), "InvalidParameter",
+            "ResourceId", "ResourceId.1, ResourceId.2, ...")
+    refused("V2 ResourceId=a (one value) refused", "TagResources",
+            dict(base, ResourceId="example-0001.com"), "InvalidParameter", "ResourceId",
+            sig="v2")
+    refused("TagKey=k (one value) refused", "UntagResources",
+            {"ResourceId.1": "a.com", "ResourceType": "DOMAIN", "TagKey": "env"},
+            "InvalidParameter", "TagKey")
+    # a list of structures sent as JSON or half-flattened
+    refused("Tag=[json] refused", "TagResources",
+            {"ResourceId.1": "a.com", "ResourceType": "DOMAIN",
+             "Tag": json.dumps([{"Key": "env", "Value": "prod"}])},
+            "InvalidParameter", "Tag", "Tag.1.Key, Tag.1.Value, Tag.2.Key, ...")
+    refused("Tag.1=k (no member) refused", "DescribeUserDomains", {"Tag.1": "env"},
+            "InvalidParameter", "Tag.1")
+    refused("Tag.1.Colour refused", "ListTagResources",
+            {"ResourceType": "DOMAIN", "Tag.1.Colour": "red"}, "InvalidParameter",
+            "Tag.1.Colour")
+    refused("Tag.1.key (member case) refused", "ListTagResources",
+            {"ResourceType": "DOMAIN", "Tag.1.key": "env"}, "InvalidParameter", "Tag.1.key")
+    refused("ResourceId.1.Key (members on a plain list) refused", "ListTagResources",
+            {"ResourceType": "DOMAIN", "ResourceId.1.Key": "a"}, "InvalidParameter",
+            "ResourceId.1.Key")
+    # numbering
+    refused("ResourceId.0 refused", "TagResources", dict(base, **{"ResourceId.0": "a.com"}),
+            "InvalidParameter", "ResourceId.0")
+    refused("ResourceId.01 refused", "TagResources", dict(base, **{"ResourceId.01": "a.com"}),
+            "InvalidParameter", "ResourceId.01")
+    refused("Tag.0.Key refused", "ListTagResources", {"ResourceType": "DOMAIN",
+                                                      "Tag.0.Key": "env"},
+            "InvalidParameter", "Tag.0.Key")
+    refused("ResourceId.1 + ResourceId.3 (a gap) refused", "TagResources",
+            dict(base, **{"ResourceId.1": "a.com", "ResourceId.3": "b.com"}),
+            "InvalidParameter", "ResourceId", "ResourceId.2 is missing")
+    refused("ResourceId.2 alone (not from 1) refused", "TagResources",
+            dict(base, **{"ResourceId.2": "a.com"}), "InvalidParameter", "ResourceId",
+            "ResourceId.1 is missing")
+    refused("Tag.1 + Tag.3 (a gap) refused", "ListTagResources",
+            {"ResourceType": "DOMAIN", "Tag.1.Key": "a", "Tag.3.Key": "b"},
+            "InvalidParameter", "Tag", "Tag.2 is missing")
+    # scalars only under their exact names
+    refused("DomainNames.1 for the scalar DomainNames refused", "BatchSetCdnDomainConfig",
+            {"DomainNames.1": "example-0001.com", "Functions": FUNCTIONS},
+            "InvalidParameter", "DomainNames.1", "not as a list")
+    refused("V2 DomainNames.1 refused", "BatchStartCdnDomain",
+            {"DomainNames.1": "example-0001.com"}, "InvalidParameter", "DomainNames.1",
+            sig="v2")
+    refused("DomainName.1 next to DomainName refused", "DescribeCdnDomainDetail",
+            {"DomainName": "example-0001.com", "DomainName.1": "example-0002.com"},
+            "InvalidParameter", "DomainName.1")
+    refused("ObjectPath.1 (body scalar) refused", "RefreshObjectCaches",
+            {"ObjectPath.1": "example-0001.com/a"}, "InvalidParameter", "ObjectPath.1")
+    refused("OwnerId.1 refused", "DescribeCdnService", {"OwnerId.1": "1"},
+            "InvalidParameter", "OwnerId.1")
+    refused("unknown dotted Colour.1 refused", "DescribeCdnService", {"Colour.1": "red"},
+            "InvalidParameter", "Colour.1")
+    r, _ = v2(emu, "DescribeCdnService", query={"Format.1": "JSON"})
+    check(A + "V2 Format.1 (a common parameter as a list) refused",
+          err(r, 400, "InvalidParameter", '"Format.1"'), r)
+    # required: only the flattened form counts
+    refused("TagResources without ResourceId.N: missing", "TagResources", base,
+            "MissingParameter", "ResourceId")
+    refused("TagResources with ResourceId.1 empty: missing", "TagResources",
+            dict(base, **{"ResourceId.1": ""}), "MissingParameter", "ResourceId")
+    refused("TagResources without Tag.N.*: missing", "TagResources",
+            {"ResourceId.1": "a.com", "ResourceType": "DOMAIN"}, "MissingParameter", "Tag")
+    r, _ = v2(emu, "TagResources", {"ResourceType": "DOMAIN", "ResourceId.1": "a.com"})
+    check(A + "V2 TagResources without Tag.N.*: missing",
+          err(r, 400, "MissingParameter", '"Tag"'), r)
+    s = emu.stats()
+    check(A + "none of the refused requests executed", s["executed"] == executed,
+          s["executed"])
 
 
 def log_tests(emu):
@@ -881,9 +1046,29 @@ def domain_tests(emu):
         r2, _, _ = v3(emu, "DescribeCdnDomainConfigs", {"DomainName": "example-0001.com"})
         check(A + "DeleteSpecificConfig", ok(r) and
               len(r2["DomainConfigs"]["DomainConfig"]) == 1, r2)
-    r, _, _ = v3(emu, "BatchSetCdnDomainConfig", {
-        "DomainNames": ",".join("example-%04d.com" % i for i in range(1, 22)), "Functions": funcs})
-    check(A + "21 domains refused", err(r, 400, "InvalidParameter", '"DomainNames"'), r)
+    def doms(n):     # example-0006.com was deleted above
+        return ",".join("example-%04d.com" % i for i in range(7, 7 + n))
+    r, _, _ = v3(emu, "BatchSetCdnDomainConfig", {"DomainNames": doms(21), "Functions": funcs})
+    check(A + "BatchSetCdnDomainConfig: 21 domains refused",
+          err(r, 400, "InvalidParameter", '"DomainNames"') and "At most 20" in r["Message"], r)
+    r, _, _ = v3(emu, "BatchSetCdnDomainConfig", {"DomainNames": doms(20), "Functions": funcs})
+    check(A + "BatchSetCdnDomainConfig: 20 domains accepted", ok(r) and len(
+        r["DomainConfigList"]["DomainConfigModel"]) == 40, r)
+    r, _, _ = v3(emu, "BatchDeleteCdnDomainConfig", {"DomainNames": doms(21),
+                                                     "FunctionNames": "https_force"})
+    check(A + "BatchDeleteCdnDomainConfig: 21 domains refused",
+          err(r, 400, "InvalidParameter", '"DomainNames"') and "At most 20" in r["Message"], r)
+    # (the 20 domains set above are example-0007 .. example-0026; delete from 19
+    # of them, so the last one keeps its config)
+    r, _, _ = v3(emu, "BatchDeleteCdnDomainConfig", {"DomainNames": doms(19),
+                                                     "FunctionNames": "https_force"})
+    r2, _, _ = v3(emu, "DescribeCdnDomainConfigs", {"DomainName": "example-0025.com",
+                                                    "FunctionNames": "https_force"})
+    r3, _, _ = v3(emu, "DescribeCdnDomainConfigs", {"DomainName": "example-0026.com",
+                                                    "FunctionNames": "https_force"})
+    check(A + "BatchDeleteCdnDomainConfig: 19 domains accepted", ok(r) and
+          r2["DomainConfigs"]["DomainConfig"] == [] and
+          len(r3["DomainConfigs"]["DomainConfig"]) == 1, (r, r2, r3))
     for bad in ("not json", "[]", '[{"functionName": "x"}]',
                 '[{"functionName": "x", "functionArgs": [{"argName": "a"}]}]',
                 '[{"functionName": "x", "functionArgs": [{"argName": "a", "argValue": "b"}], '
@@ -942,13 +1127,30 @@ def sample(action, name, i):
             "ConfigId": "5000001", "FunctionNames": "referer_white_list_set"}.get(name, "x")
 
 
+def required_params(action, spec, i):
+    """The action's required parameters, a repeated one flattened (Name.1,
+    Name.1.Key, Name.1.Value) as the SDK sends it."""
+    params = {}
+    for n, req, _ in spec["params"]:
+        if not req:
+            continue
+        rep = REPEATED.get(action, {})
+        if n not in rep:
+            params[n] = sample(action, n, i)
+        elif rep[n]:
+            params.update({"%s.1.%s" % (n, f): "x" for f in rep[n]})
+        else:
+            params[n + ".1"] = "x"
+    return params
+
+
 def all_actions_tests(emu):
     for sig in ("v3", "v2"):
         emu.reset()
         bad = []
         log_bad = []
         for i, (action, spec) in enumerate(sorted(TABLE_ACTS.items())):
-            params = {n: sample(action, n, i) for n, req, _ in spec["params"] if req}
+            params = required_params(action, spec, i)
             if sig == "v3":
                 r = v3(emu, action, params)[0]
             else:
@@ -957,7 +1159,8 @@ def all_actions_tests(emu):
                 bad.append((action, r))
             entry = last_log(emu)
             want = {n: w for n, req, w in spec["params"] if req}
-            got = {k: w for k, w in (entry.get("params") or {}).items() if k in want}
+            got = {k.split(".")[0]: w for k, w in (entry.get("params") or {}).items()
+                   if k.split(".")[0] in want}
             if (entry.get("signature") != sig or entry.get("version") != V2018 or
                     got != want or entry.get("method") != spec["method"]):
                 log_bad.append((action, entry))
@@ -975,8 +1178,8 @@ def main():
     guarded(table_tests)
     emu = Emu(["--domains", "200", "--task-seconds", "0.3"])
     try:
-        for fn in (auth_tests, param_tests, log_tests, task_tests, limit_tests, fault_tests,
-                   domain_tests, all_actions_tests):
+        for fn in (auth_tests, param_tests, repeated_tests, log_tests, task_tests,
+                   limit_tests, fault_tests, domain_tests, all_actions_tests):
             guarded(fn, emu)
     finally:
         emu.stop()

@@ -5,8 +5,9 @@ side (stdlib only).  Run: python3 spec/emulator/selftest_qcloud_v3.py
 Checks the emulator's TC3 functions against the official worked example and
 the CDN vectors, then starts `cdnemu.py --vendor qcloud` on a random loopback
 port and drives it with a request builder and TC3 signer written here
-(checked first against the same vectors): transport and signature checks,
-error codes, table-driven parameter checks, purge/push tasks and quotas,
+(checked first against the same vectors): transport and signature checks
+(a GET's Content-Type too), error codes, table-driven parameter checks (the
+Origin structure's members and types), purge/push tasks and quotas,
 domains, faults, config, the request log, and every action of the table
 called with its required parameters (POST and GET).
 Prints `selftest-qcloud-v3: N passed, N failed`; exit status 1 on failure.
@@ -413,6 +414,21 @@ def auth_tests(emu):
     check(A + "wrong path", r.err("InvalidRequest"), r)
     r = call(emu, "DescribeDomains", ctype="application/x-www-form-urlencoded", body=b"Limit=1")
     check(A + "form POST", r.err("InvalidParameter"), r)
+    # a GET's Content-Type: application/x-www-form-urlencoded only (signed as sent)
+    emu.reset()
+    for ct in ("application/json", "text/plain", "multipart/form-data",
+               "application/x-www-form-urlencoded; charset=gbk",
+               "application/x-www-form-urlencoded-x"):
+        r = call(emu, "DescribeDomains", {"Limit": 1}, method="GET", ctype=ct)
+        check(A + "GET with Content-Type %s refused" % ct, r.err("InvalidParameter") and
+              "x-www-form-urlencoded" in (r.message or "") and ct[:20] in (r.message or ""), r)
+    check(A + "refused GETs not executed", emu.stats()["executed"] == {},
+          emu.stats()["executed"])
+    for ct in ("application/x-www-form-urlencoded",
+               "application/x-www-form-urlencoded; charset=utf-8",
+               "Application/X-WWW-Form-Urlencoded"):
+        r = call(emu, "DescribeDomains", {"Limit": 1}, method="GET", ctype=ct)
+        check(A + "GET with Content-Type %s accepted" % ct, r.ok, r)
     r = call(emu, "DescribeDomains", body=b"{bad json")
     check(A + "bad JSON", r.err("InvalidParameter"), r)
     r = call(emu, "DescribeDomains", body=b"[1]")
@@ -476,6 +492,109 @@ def param_tests(emu):
     check(P + "refused: nothing executed", s["executed"] == {} and s["refreshed_urls"] == [], s)
     check(P + "log params names", s["request_log"][0]["params"] == ["Bogus", "Urls"],
           s["request_log"][0])
+
+
+# every member of the Origin object in tccli's api.json
+# (tccli/services/cdn/v20180606/api.json, objects.Origin.members), a valid value each
+ORIGIN_ALL = {
+    "Origins": ["o1.example.com:8080"], "OriginType": "domain",
+    "ServerName": "www.example.com", "CosPrivateAccess": "off",
+    "OriginPullProtocol": "follow", "BackupOrigins": ["b1.example.com"],
+    "BackupOriginType": "domain", "BackupServerName": "backup.example.com",
+    "BasePath": "/base",
+    "PathRules": [{"Regex": False, "Path": "/a", "Origin": "p.example.com",
+                   "ServerName": "p.example.com", "OriginArea": "CN", "ForwardUri": "/b",
+                   "RequestHeaders": [{"HeaderMode": "set", "HeaderName": "X-A",
+                                       "HeaderValue": "1"}], "FullMatch": True}],
+    "PathBasedOrigin": [{"RuleType": "directory", "RulePaths": ["/d/"],
+                         "Origin": ["d.example.com"]}],
+    "Sni": {"Switch": "on", "ServerName": "sni.example.com"},
+    "AdvanceHttps": {"CustomTlsStatus": "on", "TlsVersion": ["TLSv1.2"], "Cipher": "x",
+                     "VerifyOriginType": "off", "CertInfo": {}, "OriginCertInfo": {}},
+    "OriginCompany": "",
+}
+
+
+def origin_tests(emu):
+    """The Origin structure (AddCdnDomain, UpdateDomainConfig): members and
+    their types as api.json lists them."""
+    O = "origin "
+    emu.reset()
+    add = {"Domain": "origin-a.example.com", "ServiceType": "web"}
+
+    def refused(label, action, params, code, name, method="POST"):
+        r = call(emu, action, params, method=method)
+        check(O + label, r.err(code, name), r)
+    refused("Origin.Origins as a string", "AddCdnDomain",
+            dict(add, Origin={"Origins": "o.example.com"}), "InvalidParameter",
+            "Origin.Origins")
+    refused("Origin.Origins item not a string", "AddCdnDomain",
+            dict(add, Origin={"Origins": [1]}), "InvalidParameter", "Origin.Origins.0")
+    refused("Origin.BackupOrigins as a string", "AddCdnDomain",
+            dict(add, Origin={"Origins": ["o.example.com"], "BackupOrigins": "b.example.com"}),
+            "InvalidParameter", "Origin.BackupOrigins")
+    refused("Origin.OriginType as a number", "AddCdnDomain",
+            dict(add, Origin={"Origins": ["o.example.com"], "OriginType": 1}),
+            "InvalidParameter", "Origin.OriginType")
+    refused("Origin.OriginPullProtocol as a list", "AddCdnDomain",
+            dict(add, Origin={"Origins": ["o.example.com"], "OriginPullProtocol": ["http"]}),
+            "InvalidParameter", "Origin.OriginPullProtocol")
+    refused("Origin.ServerName as a bool", "UpdateDomainConfig",
+            {"Domain": "host-0001.example.com", "Origin": {"ServerName": True}},
+            "InvalidParameter", "Origin.ServerName")
+    refused("Origin.Sni as a string", "AddCdnDomain",
+            dict(add, Origin={"Origins": ["o.example.com"], "Sni": "on"}),
+            "InvalidParameter", "Origin.Sni")
+    refused("Origin.Sni without ServerName", "AddCdnDomain",
+            dict(add, Origin={"Origins": ["o.example.com"], "Sni": {"Switch": "on"}}),
+            "MissingParameter", "Origin.Sni.ServerName")
+    refused("Origin.PathRules.0.Regex as a string", "AddCdnDomain",
+            dict(add, Origin={"Origins": ["o.example.com"],
+                              "PathRules": [{"Regex": "false", "Path": "/a"}]}),
+            "InvalidParameter", "Origin.PathRules.0.Regex")
+    refused("Origin.PathBasedOrigin.0.Origin as a string", "AddCdnDomain",
+            dict(add, Origin={"Origins": ["o.example.com"], "PathBasedOrigin": [
+                {"RuleType": "file", "RulePaths": ["jpg"], "Origin": "d.example.com"}]}),
+            "InvalidParameter", "Origin.PathBasedOrigin.0.Origin")
+    refused("Origin.AdvanceHttps.TlsVersion as a string", "UpdateDomainConfig",
+            {"Domain": "host-0001.example.com",
+             "Origin": {"AdvanceHttps": {"TlsVersion": "TLSv1.2"}}},
+            "InvalidParameter", "Origin.AdvanceHttps.TlsVersion")
+    refused("unknown Origin member", "AddCdnDomain",
+            dict(add, Origin={"Origins": ["o.example.com"], "Colour": "red"}),
+            "UnknownParameter", "Origin.Colour")
+    refused("unknown Origin member (UpdateDomainConfig)", "UpdateDomainConfig",
+            {"Domain": "host-0001.example.com", "Origin": {"origins": ["o.example.com"]}},
+            "UnknownParameter", "Origin.origins")
+    refused("unknown Origin.Sni member", "AddCdnDomain",
+            dict(add, Origin={"Origins": ["o.example.com"], "Sni": {
+                "Switch": "on", "ServerName": "s.example.com", "Port": 443}}),
+            "UnknownParameter", "Origin.Sni.Port")
+    refused("GET Origin.Origins=x (not flattened as a list)", "AddCdnDomain",
+            dict(add, Origin={"Origins": "o.example.com"}), "InvalidParameter",
+            "Origin.Origins", method="GET")
+    refused("GET unknown Origin member", "AddCdnDomain",
+            dict(add, Origin={"Origins": ["o.example.com"], "Colour": "red"}),
+            "UnknownParameter", "Origin.Colour", method="GET")
+    s = emu.stats()
+    check(O + "refused: nothing executed", s["executed"] == {}, s["executed"])
+    r = call(emu, "AddCdnDomain", dict(add, Origin=ORIGIN_ALL))
+    check(O + "every api.json member of Origin accepted (POST)", r.ok, r)
+    r = call(emu, "UpdateDomainConfig", {"Domain": "host-0001.example.com",
+                                         "Origin": ORIGIN_ALL})
+    check(O + "every api.json member of Origin accepted (UpdateDomainConfig)", r.ok, r)
+    r = call(emu, "AddCdnDomain", {"Domain": "origin-b.example.com", "ServiceType": "web",
+                                   "Origin": {"Origins": ["o1.example.com", "o2.example.com"],
+                                              "OriginType": "domain",
+                                              "BackupOrigins": ["b.example.com"],
+                                              "ServerName": "s.example.com"}}, method="GET")
+    check(O + "GET Origin.Origins.0/.1, Origin.BackupOrigins.0 accepted", r.ok, r)
+    r = call(emu, "DescribeDomains", {"Filters": [{"Name": "domain", "Value": [
+        "origin-b.example.com"]}]})
+    o = (r.resp.get("Domains") or [{}])[0].get("Origin", {})
+    check(O + "GET Origin read back", o.get("Origins") == ["o1.example.com", "o2.example.com"]
+          and o.get("BackupOrigins") == ["b.example.com"] and
+          o.get("ServerName") == "s.example.com", o)
 
 
 def purge_tests(emu):
@@ -996,8 +1115,8 @@ def main():
     guarded(vector_tests)
     emu = Emu(["--task-seconds", "0.3", "--hosts", "57"])
     try:
-        for fn in (transport_tests, auth_tests, param_tests, purge_tests, limit_tests,
-                   domain_tests, fault_tests, config_log_tests):
+        for fn in (transport_tests, auth_tests, param_tests, origin_tests, purge_tests,
+                   limit_tests, domain_tests, fault_tests, config_log_tests):
             guarded(fn, emu)
         guarded(all_actions_tests, emu, "POST")
         guarded(all_actions_tests, emu, "GET")

@@ -6,9 +6,11 @@ A request is 2018-05-10 when its `x-acs-version` header (signature V3,
 ACS3-HMAC-SHA256) or its `Version` parameter (signature V2, HMAC-SHA1
 `Signature=` parameter, verified by vendor_aliyun's 2014 code) is 2018-05-10.
 
-The actions, their HTTP methods and where each parameter travels (query string
-or form body) come from the emulator's own table, tables/aliyun_2018_05_10.txt
-(read at start-up; independent of cdnkit's Lua API data).
+The actions, their HTTP methods, where each parameter travels (query string
+or form body) and which parameters are repeated lists (sent flattened, Name.1,
+Tag.1.Key; every other one only under its exact name) come from the emulator's
+own table, tables/aliyun_2018_05_10.txt (read at start-up; independent of
+cdnkit's Lua API data).
 
 Signature V3 (this module's own implementation of the vendor's document):
     CanonicalRequest = METHOD \\n "/" \\n CanonicalQuery \\n CanonicalHeaders \\n
@@ -85,31 +87,63 @@ class TableError(Exception):
 
 LINE_RX = re.compile(r"^([A-Za-z][A-Za-z0-9]*) \[(GET|POST)\]: (.*)$")
 PARAM_RX = re.compile(r"^([A-Za-z][A-Za-z0-9]*)(!?)\((q|b)\)$")
+# the "## Repeated" section: `Action: Name[], Name[].{A,B}`
+REPEATED_LINE_RX = re.compile(r"^([A-Za-z][A-Za-z0-9]*): (.+)$")
+REPEATED_ITEM_RX = re.compile(r"^([A-Za-z][A-Za-z0-9]*)\[\]"
+                              r"(?:\.\{([A-Za-z][A-Za-z0-9]*(?:,[A-Za-z][A-Za-z0-9]*)*)\})?$")
 
 
 def load_table(path=TABLE_PATH):
     """-> {Action: {"method": "GET"|"POST", "params": {Name: {"required": bool,
-    "where": "query"|"body"}}}} (params in table order).  The table's action
-    list line and its "-- N" count must agree with the action lines.  After a
-    "## Corrections" header, an action line replaces the earlier line of the
-    same action (which must exist)."""
+    "where": "query"|"body", "form": "scalar"|"list"|"structs", "fields":
+    (member names of a "structs" parameter, else ())}}}} (params in table
+    order).  The table's action list line and its "-- N" count must agree
+    with the action lines.  After a "## Corrections" header, an action line
+    replaces the earlier line of the same action (which must exist).  After a
+    "## Repeated" header, `Action: Name[], Tag[].{Key,Value}` lines mark
+    parameters of listed actions as repeated lists / lists of structures (each
+    action once, each name a parameter of its line); every other parameter is
+    a scalar."""
     with open(path, encoding="utf-8") as f:
         lines = f.read().splitlines()
-    actions, listed, count, correcting = {}, None, None, False
+    actions, listed, count, section = {}, None, None, "actions"
+    repeated = {}
     for no, line in enumerate(lines, 1):
         if not line.strip() or line.startswith("# "):
             continue
         if line.startswith("## Corrections"):
-            correcting = True
+            section = "corrections"
+            continue
+        if line.startswith("## Repeated"):
+            section = "repeated"
             continue
         if line.startswith("## "):
+            if section != "actions":
+                raise TableError("line %d: a section after ## Corrections / ## Repeated"
+                                 % no)
             m = re.search(r"-- (\d+)\s*$", line)
             if m and count is None:
                 count = int(m.group(1))
             continue
+        if section == "repeated":
+            m = REPEATED_LINE_RX.match(line)
+            if not m or m.group(1) in repeated:
+                raise TableError("line %d: not understood or repeated: %r" % (no, line[:80]))
+            items = {}
+            for item in re.split(r",\s*(?![^{]*\})", m.group(2)):
+                im = REPEATED_ITEM_RX.match(item.strip())
+                if not im or im.group(1) in items:
+                    raise TableError("line %d: bad repeated parameter %r" % (no, item))
+                fields = tuple(im.group(2).split(",")) if im.group(2) else ()
+                if len(set(fields)) != len(fields):
+                    raise TableError("line %d: a member twice in %r" % (no, item))
+                items[im.group(1)] = fields
+            repeated[m.group(1)] = (no, items)
+            continue
         m = LINE_RX.match(line)
         if m:
             name, method, rest = m.groups()
+            correcting = section == "corrections"
             if correcting != (name in actions):
                 raise TableError("line %d: %s %s" % (no, name, "twice" if not correcting
                                                       else "corrected but not listed"))
@@ -120,7 +154,8 @@ def load_table(path=TABLE_PATH):
                     if not pm:
                         raise TableError("line %d: bad parameter %r" % (no, item))
                     params[pm.group(1)] = {"required": pm.group(2) == "!",
-                                           "where": "query" if pm.group(3) == "q" else "body"}
+                                           "where": "query" if pm.group(3) == "q" else "body",
+                                           "form": "scalar", "fields": ()}
             actions[name] = {"method": method, "params": params}
             continue
         if listed is None and re.match(r"^[A-Z][A-Za-z0-9]*( [A-Z][A-Za-z0-9]*)+$", line):
@@ -131,6 +166,16 @@ def load_table(path=TABLE_PATH):
         raise TableError("the action list and the action lines differ")
     if count is not None and count != len(actions):
         raise TableError("the header says %d actions, %d found" % (count, len(actions)))
+    for action, (no, items) in repeated.items():
+        spec = actions.get(action)
+        if spec is None:
+            raise TableError("line %d: %s is not an action" % (no, action))
+        for name, fields in items.items():
+            d = spec["params"].get(name)
+            if d is None:
+                raise TableError("line %d: %s has no parameter %s" % (no, action, name))
+            d["form"] = "structs" if fields else "list"
+            d["fields"] = fields
     return actions
 
 
@@ -223,6 +268,28 @@ def received(req):
     if req.method == "POST":
         out += [(k, v, "body") for k, v in parse_form(req.body or b"")]
     return out
+
+
+class ParamRefused(Exception):
+    """A parameter check's refusal; .response is the error answer."""
+
+    def __init__(self, response):
+        super().__init__("refused")
+        self.response = response
+
+
+# the part after "Name." of a flattened repeated list / list of structures
+FLAT_LIST_RX = re.compile(r"^([1-9][0-9]*)$")
+FLAT_STRUCT_RX = re.compile(r"^([1-9][0-9]*)\.([A-Za-z][A-Za-z0-9]*)$")
+
+
+def flat_form(base, d):
+    """How a repeated parameter travels, for error messages."""
+    if d["form"] == "list":
+        return "a repeated list (%s.1, %s.2, ...)" % (base, base)
+    f = d["fields"]
+    return "a list of structures (%s)" % ", ".join(
+        ["%s.1.%s" % (base, x) for x in f] + ["%s.2.%s" % (base, f[0]), "..."])
 
 
 def where_map(pairs):
@@ -440,26 +507,10 @@ class Aliyun2018:
         except ParamError as e:
             return v.err_input(str(e))
         declared = spec["params"]
-        params = {}
-        for name, value, where in pairs:
-            base = name.split(".", 1)[0]
-            if info["signature"] == "v2" and base in V2_COMMON and base not in declared:
-                continue
-            if base in ALWAYS_OPTIONAL and base not in declared:
-                continue
-            d = declared.get(base)
-            if d is None:
-                return v.invalid(name, "%s (%s) has no parameter %s." % (action, VERSION, base))
-            if d["where"] != where:
-                return v.invalid(name, "%s (%s) takes it in the %s, not in the %s." % (
-                    action, VERSION,
-                    "form body" if d["where"] == "body" else "query string",
-                    "form body" if where == "body" else "query string"))
-            params[name] = value
-        for name, d in declared.items():
-            if d["required"] and not (params.get(name) or any(
-                    k.startswith(name + ".") and val for k, val in params.items())):
-                return v.missing(name)
+        try:
+            params = self.check_params(action, declared, pairs, info["signature"])
+        except ParamRefused as e:
+            return e.response
         fn = getattr(self, "act_" + action, None)
         if fn is None:
             return json_response(200, {"RequestId": new_request_id()})
@@ -470,6 +521,71 @@ class Aliyun2018:
         except Invalid as e:
             return v.invalid(e.name)
 
+    def check_params(self, action, declared, pairs, sig):
+        """The received (name, value, where) pairs against the action's table
+        line -> {name: value} (names as received); ParamRefused(answer) on the
+        first refusal.  A scalar parameter is accepted only under its exact
+        name; a repeated list (`Name[]`) only as Name.1, Name.2, ...; a list of
+        structures (`Name[].{A,B}`) only as Name.1.A, Name.1.B, ... (N from 1,
+        no gap, no leading zero); V2 common parameters (V2 only) and
+        ALWAYS_OPTIONAL ones only under their exact names."""
+        v = self.v
+        params, indexes = {}, {}
+        for name, value, where in pairs:
+            base, dot, rest = name.partition(".")
+            if not dot:
+                if sig == "v2" and name in V2_COMMON and name not in declared:
+                    continue
+                if name in ALWAYS_OPTIONAL and name not in declared:
+                    continue
+            d = declared.get(base)
+            if d is None:
+                if base in ALWAYS_OPTIONAL or (sig == "v2" and base in V2_COMMON):
+                    raise ParamRefused(v.invalid(name, "%s is one value under its own name, "
+                                                 "not a list (%s)." % (base, name)))
+                raise ParamRefused(v.invalid(name, "%s (%s) has no parameter %s." % (
+                    action, VERSION, base)))
+            form = d["form"]
+            if form == "scalar":
+                if dot:
+                    raise ParamRefused(v.invalid(name, "%s (%s) takes %s as one value under "
+                                                 "its own name, not as a list (%s)." % (
+                                                     action, VERSION, base, name)))
+            else:
+                m = FLAT_LIST_RX.match(rest) if form == "list" else FLAT_STRUCT_RX.match(rest)
+                if not dot or not m or (form == "structs" and m.group(2) not in d["fields"]):
+                    raise ParamRefused(v.invalid(name, "%s (%s) takes %s as %s." % (
+                        action, VERSION, base, flat_form(base, d))))
+                indexes.setdefault(base, set()).add(int(m.group(1)))
+            if d["where"] != where:
+                raise ParamRefused(v.invalid(name, "%s (%s) takes it in the %s, not in the %s."
+                                             % (action, VERSION,
+                                                "form body" if d["where"] == "body"
+                                                else "query string",
+                                                "form body" if where == "body"
+                                                else "query string")))
+            params[name] = value
+        for base, seen in indexes.items():
+            want = set(range(1, len(seen) + 1))
+            if seen != want:
+                gap = min(want - seen)
+                raise ParamRefused(v.invalid(base, "%s (%s) takes %s as %s; %s.%d is missing "
+                                             "(received: %s)." % (
+                                                 action, VERSION, base,
+                                                 flat_form(base, declared[base]), base, gap,
+                                                 ", ".join(str(i) for i in sorted(seen)))))
+        for name, d in declared.items():
+            if not d["required"]:
+                continue
+            if d["form"] == "scalar":
+                present = bool(params.get(name))
+            else:
+                present = any(val for k, val in params.items()
+                              if k.startswith(name + "."))
+            if not present:
+                raise ParamRefused(v.missing(name))
+        return params
+
     # ---- domains -----------------------------------------------------------
     def domain_or_404(self, name):
         d = self.v.find_domain(name)
@@ -478,7 +594,16 @@ class Aliyun2018:
                                       "The domain provided does not belong to you.")
         return d, None
 
-    def domains_or_error(self, p, name="DomainNames", limit=20):
+    # DomainNames per call (comma-separated): BatchSetCdnDomainConfig 50 (SDK
+    # v9.0.0 doc of BatchSetCdnDomainConfig: "up to 50 domain names in each
+    # call"; the vendor's API page), BatchDeleteCdnDomainConfig 20
+    # the vendor's notice "Adjust the number of domain names that can be
+    # configured in a single batch": 50 -> 40 (2026-04-09) -> 30 (04-23) -> 20
+    # (2026-05-07), for both actions; the SDK v9.0.0 docs still say 50
+    DOMAIN_LIMITS = {"BatchSetCdnDomainConfig": 20, "BatchDeleteCdnDomainConfig": 20}
+
+    def domains_or_error(self, p, action, name="DomainNames"):
+        limit = self.DOMAIN_LIMITS[action]
         names = split_list(p.get(name))
         if len(names) > limit:
             return None, self.v.invalid(name, "At most %d domain names per call." % limit)
@@ -610,7 +735,7 @@ class Aliyun2018:
     # ---- configs -----------------------------------------------------------
     def act_BatchSetCdnDomainConfig(self, p):
         v = self.v
-        doms, err = self.domains_or_error(p)
+        doms, err = self.domains_or_error(p, "BatchSetCdnDomainConfig")
         if err:
             return err
         funcs, why = parse_functions(p["Functions"])
@@ -651,7 +776,7 @@ class Aliyun2018:
         return json_response(200, {"RequestId": new_request_id()})
 
     def act_BatchDeleteCdnDomainConfig(self, p):
-        doms, err = self.domains_or_error(p)
+        doms, err = self.domains_or_error(p, "BatchDeleteCdnDomainConfig")
         if err:
             return err
         names = split_list(p["FunctionNames"])

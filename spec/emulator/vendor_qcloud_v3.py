@@ -7,7 +7,8 @@ the task store and the recorded URLs.
 
 Path "/".  POST with a JSON body (Content-Type application/json, optionally
 with "; charset=utf-8"), or GET with the parameters in the query string
-(nested ones flattened: Urls.0=..., Filters.0.Name=...).  Common parameters
+(nested ones flattened: Urls.0=..., Filters.0.Name=...) and Content-Type
+application/x-www-form-urlencoded (optionally with "; charset=utf-8").  Common parameters
 are headers: X-TC-Action, X-TC-Version, X-TC-Timestamp, Authorization,
 optional X-TC-Region, X-TC-Token, X-TC-Language.
 
@@ -89,12 +90,40 @@ DATETIME_ISO_RX = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+
 HOST_RX = re.compile(r"^(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
 
 # members of the structures the core actions take (nested names and types are
-# checked for these; any other structure only has to be a JSON object)
+# checked for these: an unknown member is UnknownParameter, a wrong type
+# InvalidParameter, a required one absent MissingParameter, each naming the
+# dotted path, e.g. `Origin.Origins`; any other structure only has to be a JSON
+# object).  Names, types and required flags from tccli's api.json
+# (tccli/services/cdn/v20180606/api.json, "objects" -> <name> -> "members",
+# TencentCloud/tencentcloud-cli 6e53beb): api.json "list" of X -> list<X>,
+# "object" of X -> X.
 STRUCTS = {
     "DomainFilter": [("Name", "string", True), ("Value", "list<string>", True),
                      ("Fuzzy", "bool", False)],
     "HTTPHeader": [("Name", "string", True), ("Value", "string", True)],
     "Sort": [("Key", "string", False), ("Sequence", "string", False)],
+    # AddCdnDomain Origin!, UpdateDomainConfig Origin
+    "Origin": [("Origins", "list<string>", False), ("OriginType", "string", False),
+               ("ServerName", "string", False), ("CosPrivateAccess", "string", False),
+               ("OriginPullProtocol", "string", False),
+               ("BackupOrigins", "list<string>", False),
+               ("BackupOriginType", "string", False), ("BackupServerName", "string", False),
+               ("BasePath", "string", False), ("PathRules", "list<PathRule>", False),
+               ("PathBasedOrigin", "list<PathBasedOriginRule>", False),
+               ("Sni", "OriginSni", False), ("AdvanceHttps", "AdvanceHttps", False),
+               ("OriginCompany", "string", False)],
+    "PathRule": [("Regex", "bool", True), ("Path", "string", True),
+                 ("Origin", "string", False), ("ServerName", "string", False),
+                 ("OriginArea", "string", False), ("ForwardUri", "string", False),
+                 ("RequestHeaders", "list<HttpHeaderRule>", False),
+                 ("FullMatch", "bool", False)],
+    "PathBasedOriginRule": [("RuleType", "string", True), ("RulePaths", "list<string>", True),
+                            ("Origin", "list<string>", True)],
+    "OriginSni": [("Switch", "string", True), ("ServerName", "string", True)],
+    "AdvanceHttps": [("CustomTlsStatus", "string", False), ("TlsVersion", "list<string>", False),
+                     ("Cipher", "string", False), ("VerifyOriginType", "string", False),
+                     ("CertInfo", "ServerCert", False),
+                     ("OriginCertInfo", "ClientCert", False)],
 }
 
 SCALARS = ("string", "int", "int64", "uint64", "bool", "float", "datetime", "date",
@@ -573,6 +602,14 @@ class QcloudV3(Vendor):
             if not isinstance(data, dict):
                 raise Bad("InvalidParameter", "The request body must be a JSON object.")
             return data
+        ctype = (req.content_type or "").strip()
+        media = ctype.split(";")[0].strip().lower()
+        rest = [p.strip().lower() for p in ctype.split(";")[1:] if p.strip()]
+        if media != "application/x-www-form-urlencoded" or \
+                any(p not in ("charset=utf-8",) for p in rest):
+            raise Bad("InvalidParameter", "Content-Type `%s` is not supported: a "
+                      "TC3-HMAC-SHA256 GET carries application/x-www-form-urlencoded "
+                      "(optionally with `; charset=utf-8`)." % ctype[:60])
         try:
             pairs = parse_form(req.query.encode("latin-1", "replace"))
         except ParamError as e:
