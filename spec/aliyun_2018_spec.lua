@@ -143,19 +143,19 @@ describe("aliyun 2018-05-10: signature V3", function()
 end)
 
 describe("aliyun 2018-05-10: the method", function()
-  it("is the action's (the SDK's) unless the client's method option or prepare says", function()
+  it("is the action's (the SDK's); prepare may pin another, the method option is 2014-11-11's", function()
     local c = client()
     assert.equal("GET", c:prepare("DescribeDomainRealTimeBpsData", { DomainName = { "a.com" } }).method)
     assert.equal("POST", c:prepare("DescribeRefreshQuota", {}).method)
-    local g = client { method = "GET" }
-    local req = g:prepare("RefreshObjectCaches", { ObjectPath = { "https://a.example.com/1" } },
-      { timestamp = V3_DATE, nonce = V3_NONCE, explain = true })
+    raises_with("option 'method' is for version = \"2014%-11%-11\"", function() client { method = "GET" } end)
+    assert.equal("GET", client({ version = "2014-11-11", method = "GET" }):prepare("DescribeCdnService", {}).method)
+    local req = c:prepare("RefreshObjectCaches", { ObjectPath = { "https://a.example.com/1" } },
+      { method = "GET", timestamp = V3_DATE, nonce = V3_NONCE, explain = true })
     -- a GET has no body: the form-body parameters go in the query
     assert.equal("GET", req.method)
     assert.is_nil(req.body)
     assert.truthy(req.url:find("?ObjectPath=https%3A%2F%2Fa.example.com%2F1", 1, true))
     assert.truthy(req.explain.canonical:find("^GET\n/\nObjectPath="))
-    assert.equal("POST", g:prepare("DescribeRefreshQuota", {}, { method = "POST" }).method)
   end)
 end)
 

@@ -514,7 +514,7 @@ function M.new(A, opts)
   local st = {
     adapter = A, api = V.api, api_index = V.index, plan = class.plan, sign = V.sign,
     version = V.version, path = V.path, task_status = V.task_status, quota = V.quota,
-    endpoint = endpoint, method = method, method_set = opts.method ~= nil,
+    endpoint = endpoint, method = method,
     -- where requests go: the endpoint and the version's path, and its GET prefix
     url = endpoint .. V.path, url_get = endpoint .. V.path .. "?",
     curl = T.curl, send = T.send, send_many = T.send_many,

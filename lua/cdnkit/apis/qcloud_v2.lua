@@ -843,7 +843,7 @@ return {
         { "furlCache", "string", enum = { "on", "off" }, doc = "on: full-URL cache key" },
         { "rspHeader", "json", doc = "response headers" },
         { "middle", "string", enum = { "on", "off" }, doc = "middle source" },
-        { "dedicatedLine", "string", enum = { "on", "off" }, doc = "dedicated line (vendor page; not in VENDORS.md)" },
+        { "dedicatedLine", "string", enum = { "on", "off" }, doc = "dedicated line (on the vendor's page, not in the v2 reference)" },
         { "https", "json", doc = "{\"type\":0|1|2,\"cert_id\":...,\"http2\":1|-1}" },
       },
     },

@@ -112,6 +112,10 @@ function A.check_options(opts)
     raise("cdnkit.aliyun: option 'signature' must be \"v3\" (ACS3-HMAC-SHA256) or \"v2\" " ..
       "(HMAC-SHA1), got '" .. sig .. "'")
   end
+  if opts.method ~= nil and (opts.version or V2018) ~= V2014 then
+    raise("cdnkit.aliyun: option 'method' is for version = \"2014-11-11\"; API 2018-05-10 sends each " ..
+      "action with the method the vendor's SDK declares (client:help(action).method)")
+  end
   if sig == "v3" and opts.version == V2014 then
     raise("cdnkit.aliyun: option 'signature': API 2014-11-11 is signed with \"v2\" only")
   end
@@ -164,10 +168,10 @@ local function split(P, flat, method)
   return q, b
 end
 
--- the method of one request on 2018-05-10: prepare's, else the client's
--- `method` option when given, else the one the action declares (the SDK's)
+-- the method of one request on 2018-05-10: prepare's, else the one the
+-- action declares (the SDK's; the gateway refuses the other)
 local function method_of(st, P, fixed)
-  return fixed.method or (st.method_set and st.method) or P.http or st.method
+  return fixed.method or P.http or st.method
 end
 
 -- the timestamp and nonce of one attempt (prepare may pin them)
