@@ -29,6 +29,7 @@ end
 local clients = {
   cdnkit.aliyun { endpoint = os.getenv("CDNKIT_ALIYUN_ENDPOINT") }, -- API 2018-05-10
   cdnkit.qcloud { endpoint = os.getenv("CDNKIT_QCLOUD_ENDPOINT") }, -- API 3.0
+  cdnkit.wangsu { endpoint = os.getenv("CDNKIT_WANGSU_ENDPOINT") },
 }
 
 print(("purging %d URLs and %d directories on %d CDNs"):format(#urls, #dirs, #clients))

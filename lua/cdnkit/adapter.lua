@@ -15,6 +15,7 @@ M.FIELDS = {
   { "versions", "table", true, "version -> version table (VERSION_FIELDS)" },
   { "options", "table", true, "vendor-specific constructor options: name -> Lua type" },
   { "credentials", "table", true, "{ option, ENV_VAR } pairs, key id first, then the secret" },
+  { "credentials_alt", "table", false, "a second { option, ENV_VAR } list, used when its options are given" },
   { "fixed", "table", false, "extra keys prepare()'s third argument accepts" },
   { "init", "function", true, "init(st, opts, key_id): vendor state of a new client" },
   { "build", "function", true, "build(client, st, plan, flat, fixed) -> req, meta" },

@@ -165,7 +165,7 @@ local function plan(self, kinds, opts, extra)
         end
         -- the batch's other wire parameters, as sent (reports show them)
         local sent = {}
-        for k, v in pairs(params) do if k ~= b.param then sent[k] = v end end
+        for k, v in pairs(params) do if k ~= b.param and k ~= b.dir_param then sent[k] = v end end
         jobs[#jobs + 1] = { kind = kind, urls = chunk, action = action, plan = P, flat = flat,
                             sent_params = sent,
                             idempotent = P.idempotent, attempts = 0, units = units,
@@ -622,6 +622,33 @@ local function query_status(client, st, spec, id, deadline)
   return client_mod.invoke(client, spec.action, flat, true, deadline)
 end
 
+-- A status query whose answer comes in pages (spec.pages = { page, size,
+-- size_max, total }): every page of the task, its rows gathered into one
+-- answer (data[spec.items] = all rows, data[spec.total] = the total).
+local function query_pages(client, st, spec, id, deadline)
+  local pg = spec.pages
+  local rows, total, n = {}, nil, 0
+  local merged = {}
+  repeat
+    n = n + 1
+    local s = {}
+    for k, v in pairs(spec) do s[k] = v end
+    s.params = {}
+    for k, v in pairs(spec.params or {}) do s.params[k] = v end
+    s.params[pg.page], s.params[pg.size] = n, pg.size_max
+    local data, err = query_status(client, st, s, id, deadline)
+    if not data then return nil, err end
+    merged = data
+    local items = paginate.dig(data, spec.items)
+    total = tonumber(paginate.dig(data, pg.total))
+    if type(items) ~= "table" or #items == 0 then break end
+    for _, r in ipairs(items) do rows[#rows + 1] = r end
+  until not total or #rows >= total or core.monotime() >= deadline or n >= 100
+  merged[spec.items] = setmetatable(rows, core.array_mt)
+  if total and #rows < total then merged.__unseen = total - #rows end
+  return merged
+end
+
 local function wait_opts(opts)
   if opts == nil then opts = {} end
   validate.only_keys(opts, { "timeout", "interval" }, "cdnkit: wait: ")
@@ -732,7 +759,12 @@ function report_mt:wait(opts, deadline)
           still[#still + 1] = t
         else
           local spec = spec_of(t)
-          local data, err = query_status(self_client, st, spec, t.id, deadline)
+          local data, err
+          if spec.pages then
+            data, err = query_pages(self_client, st, spec, t.id, deadline)
+          else
+            data, err = query_status(self_client, st, spec, t.id, deadline)
+          end
           if data == nil then
             errs[#errs + 1] = err
             still[#still + 1] = t
@@ -743,6 +775,7 @@ function report_mt:wait(opts, deadline)
             -- are not known: a failure may be among them
             local total = spec.total and tonumber(paginate.dig(data, spec.total))
             if s == "done" and total and type(items) == "table" and total > #items then s = "running" end
+            if s == "done" and data.__unseen then s = "running" end -- pages not read in time
             self.tasks[t.id] = s
             if s == "running" then still[#still + 1] = t end
           end

@@ -299,7 +299,7 @@ local function build_methods(A, V)
     end
     return setmetatable({
       action = a.name, doc = a.doc, ref = a.ref, source = helptext.ref(api, a.ref),
-      method = a.http or V.default_method, path = V.path,
+      method = a.http or V.default_method, path = a.path or V.path,
       idempotent = a.idempotent and true or false,
       params = params, limits = a.limits or {}, one_of = a.one_of, requires_any = a.requires_any,
       paginate = a.paginate, batch = a.batch,
@@ -591,6 +591,10 @@ end
 -- the secret last).
 function M.read_credentials(A, opts)
   local creds = A.credentials
+  -- a vendor's second kind of credentials (Wangsu's legacy username and
+  -- api_key), used when the options name them
+  local alt = A.credentials_alt
+  if alt and (opts[alt[1][1]] ~= nil or opts[alt[#alt][1]] ~= nil) then creds = alt end
   local vals = {}
   for i, c in ipairs(creds) do
     local v = opts[c[1]]

@@ -25,6 +25,7 @@ local function param_line(p)
   end
   if p.format then extra[#extra + 1] = p.format end
   if p.body then extra[#extra + 1] = "in the form body" end
+  if p.query then extra[#extra + 1] = "in the query string" end
   if p.max_items then extra[#extra + 1] = "max " .. p.max_items .. " items" end
   if p.min or p.max then extra[#extra + 1] = ("%s..%s"):format(p.min or "", p.max or "") end
   local name, typ = p.name or p[1], p.type or p[2]

@@ -43,6 +43,10 @@ local FORMATS = {
     local tz = y and s:sub(20)
     return y and (tz == "Z" or tz:match("^[+-]%d%d:%d%d$") ~= nil) and ranges_ok(y, mo, d, h, mi, se)
   end },
+  datetime_cst = { "YYYY-MM-DDThh:mm:ss+08:00", function(s)
+    local y, mo, d, h, mi, se = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)%+08:00$")
+    return y and ranges_ok(y, mo, d, h, mi, se)
+  end },
   url = { "a URL starting with http:// or https://", function(s)
     return s:match("^[hH][tT][tT][pP][sS]?://[^%c]+$") ~= nil
   end },
@@ -197,13 +201,15 @@ end
 -- needs, computed before the first call.
 function M.plan(api, a)
   local params = a.params or {}
-  local byname, known, required, body = {}, {}, false, nil
+  local byname, known, required, body, query = {}, {}, false, nil, nil
   for i, p in ipairs(params) do
     byname[p[1]] = p
     known[i] = p[1]
     if p.required then required = true end
     -- parameters the vendor takes in the request body (Alibaba's form body)
     if p.body then body = body or {}; body[p[1]] = true end
+    -- parameters of a JSON-body API that travel in the query string (Wangsu)
+    if p.query then query = query or {}; query[p[1]] = true end
   end
   sort(known)
   return {
@@ -212,7 +218,7 @@ function M.plan(api, a)
     known = #known > 0 and (" (documented: " .. concat(known, ", ") .. ")") or
       " (it takes no parameters)",
     idempotent = a.idempotent, http = a.http, paginate = a.paginate, body = body,
-    typed = api.wire == "json",
+    typed = api.wire == "json", query = query, path = a.path,
     -- nothing to check when no parameter is given
     trivial = not required and not a.one_of and not a.requires_any,
   }
@@ -275,7 +281,8 @@ function M.check_plan(P, params, list_form)
       end
       if p.max_items and n > p.max_items then
         return nil, where .. "parameter '" .. name .. "' has " .. n .. " items; the documented limit is " ..
-          p.max_items .. " per call (client:refresh/prefetch split big lists for you)"
+          p.max_items .. " per call" ..
+          (P.action.batch and P.action.batch.param == name and " (client:refresh/prefetch split big lists for you)" or "")
       end
       local by = p.max_by
       local cap = by and params[by.param] ~= nil and by[tostring(params[by.param])]

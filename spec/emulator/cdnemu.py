@@ -2,8 +2,9 @@
 """cdnemu -- local emulator of CDN vendor HTTP APIs (Alibaba Cloud CDN RPC
 2014-11-11 and, on the same port, 2018-05-10 with signature V3
 ACS3-HMAC-SHA256 or V2; Tencent Cloud CDN API v2 and, on the same port,
-Tencent Cloud API 3.0 for CDN 2018-06-06 with TC3-HMAC-SHA256), for cdnkit's
-tests and `make demo`.
+Tencent Cloud API 3.0 for CDN 2018-06-06 with TC3-HMAC-SHA256; Wangsu /
+ChinaNetCenter report and ccm purge/prefetch APIs with CNC-HMAC-SHA256 or the
+legacy Basic scheme), for cdnkit's tests and `make demo`.
 
 Python 3 standard library only; listens on loopback only.  This file is the
 entry point: the command line and the vendor registry.  The server, state,
@@ -27,6 +28,7 @@ import emucore  # noqa: E402  (needs HERE on sys.path)
 VENDORS = {
     "aliyun": "vendor_aliyun",
     "qcloud": "vendor_qcloud",
+    "wangsu": "vendor_wangsu",
 }
 
 

@@ -380,7 +380,7 @@ class Vendor:
     below and implements the methods under "vendor hooks"."""
 
     name = None             # --vendor value, also "vendor" in /__emu/stats
-    PATH = None             # the one request path the API answers on
+    PATH = None             # the one request path the API answers on (check_route)
     BUILTIN = {}            # Action -> {"required", "response", ...}; fixtures override
     CREDENTIALS = {}        # key id -> secret
     TRANSPORT_KINDS = GENERIC_TRANSPORT_KINDS
@@ -422,10 +422,9 @@ class Vendor:
 
     # ---- pipeline -------------------------------------------------------
     def process(self, req):
-        if req.method not in ("GET", "POST"):
-            return self.err_method(req)
-        if req.path != self.PATH:
-            return self.err_path(req)
+        err = self.check_route(req)
+        if err is not None:
+            return err
         if req.error:
             return self.err_input(req.error)
         st = self.state
@@ -487,6 +486,16 @@ class Vendor:
         return self.vendor_fault(kind)
 
     # ---- vendor hooks ----------------------------------------------------
+    def check_route(self, req):
+        """None if the API answers the request's method and path, otherwise
+        the error Response.  Default: GET or POST on PATH (err_method /
+        err_path); an API with a path per action (Wangsu) routes itself."""
+        if req.method not in ("GET", "POST"):
+            return self.err_method(req)
+        if req.path != self.PATH:
+            return self.err_path(req)
+        return None
+
     def read_params(self, method, headers, query, body):
         """The request's parameters if the vendor reads them itself (a dict),
         or None for the default (query string, or form body for POST).  Called

@@ -1,7 +1,8 @@
 """The harness the emulator's self-tests share (stdlib only; not a test itself).
 
-Imported by selftest.py, selftest_aliyun_2018.py and selftest_qcloud_v3.py
-(which run from any working directory: Python puts this folder on sys.path).
+Imported by selftest.py, selftest_aliyun_2018.py, selftest_qcloud_v3.py and
+selftest_wangsu.py (which run from any working directory: Python puts this
+folder on sys.path).
 
 - counting: check(), guarded(), finish() (prints "<tag>: N passed, N failed"
   and gives the exit status); thread-safe;

@@ -67,6 +67,7 @@ end
 M.creds = {
   aliyun = { access_key_id = "testid", access_key_secret = "testsecret" },
   qcloud = { secret_id = "AKIDtest", secret_key = "testkey" },
+  wangsu = { access_key = "wangsu-test-ak", secret_key = "wangsu-test-sk" },
 }
 
 -- the API version emu.client() gives unless `extra.version` names one: the

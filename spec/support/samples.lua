@@ -7,6 +7,7 @@ local by_format = {
   datetime = "2024-01-02 00:00:00",
   iso8601 = "2024-01-02T00:00:00Z",
   datetime_iso = "2024-01-02T00:00:00+08:00",
+  datetime_cst = "2024-01-02T00:00:00+08:00",
   url = "http://www.example.com/a.html",
 }
 
@@ -34,6 +35,14 @@ local STRUCTS = {
   HTTPHeader = { Name = "X-Sample", Value = "v" },
   DomainAreaConfig = { Domain = "host-0001.example.com", Area = { "mainland" } },
   Origin = { Origins = { "1.1.1.1" }, OriginType = "ip" },
+  -- Wangsu
+  QueryDomainTotalTrafficDomainList = { ["domain-name"] = { "www.example.com" } },
+  ReportFlowDirInfoServiceRequestDomainDir = { domain = "www.example.com", dir = { "/a/" } },
+  QueryDirectoryBandwidthTrafficUnderLivestreamDomainRequestDomainDir = { domain = "www.example.com",
+                                                                          dir = { "/a/" } },
+  QueryStreamTrafficUnderMALBDomainRequestDomainStream = { domain = "www.example.com", stream = { "s" } },
+  QueryMultipleStreamTrafficAndBandwidthUnderTheDomainRequestDomainStream = { domain = "www.example.com",
+                                                                              stream = { "s" } },
 }
 
 function M.value(p)

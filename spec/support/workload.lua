@@ -56,9 +56,10 @@ for _, vendor in ipairs { "aliyun", "qcloud" } do
   e:stop()
 end
 
--- today's versions: Alibaba 2018-05-10 (V3 and V2 signing, form bodies) and
--- Tencent 3.0 (TC3, JSON bodies), a purge and its wait on each
-for _, vendor in ipairs { "aliyun", "qcloud" } do
+-- today's versions: Alibaba 2018-05-10 (V3 and V2 signing, form bodies),
+-- Tencent 3.0 (TC3, JSON bodies) and Wangsu (CNC-HMAC-SHA256, URIs per
+-- action): a purge and its wait on each
+for _, vendor in ipairs { "aliyun", "qcloud", "wangsu" } do
   local e = emu.start(vendor, { ["task-seconds"] = 0.1 })
   local sigs = vendor == "aliyun" and { "v3", "v2" } or { false }
   for _, sig in ipairs(sigs) do
@@ -69,7 +70,7 @@ for _, vendor in ipairs { "aliyun", "qcloud" } do
     local report = c:refresh { urls = urls, dirs = { "http://host-0001.example.com/d/" } }
     assert(report.ok, "refresh failed")
     assert(report:wait({ timeout = 10, interval = 0.05 }).complete, "wait")
-    local q = vendor == "aliyun" and "DescribeRefreshQuota" or "DescribePurgeQuota"
+    local q = ({ aliyun = "DescribeRefreshQuota", qcloud = "DescribePurgeQuota", wangsu = "PurgeQuota" })[vendor]
     assert(c[q](c, {}))
     c:close()
   end
