@@ -26,6 +26,8 @@ local client3 = cdnkit.aliyun { access_key_id = "testid", access_key_secret = SE
                                 rate = false, retry = false }
 local qc3 = cdnkit.qcloud { secret_id = "testid", secret_key = SECRET, rate = false, retry = false }
 local PURGE = { Urls = { "https://www.example.com/a.jpg" } }
+local ws = cdnkit.wangsu { access_key = "testid", secret_key = SECRET, rate = false, retry = false }
+local WSPURGE = { urls = { "https://www.example.com/a.jpg" } }
 local QFIXED = { timestamp = 1700000000 }
 local KEY = SECRET .. "&"
 -- the string-to-sign of the call, from prepare() (with explain = true where
@@ -73,6 +75,9 @@ local SCHEMES = {
   { "tc3 client:prepare() (3.0 PurgeUrlsCache)", "sha256",
     function() return qc3:prepare("PurgeUrlsCache", PURGE, QFIXED) end,
     info = "the whole TC3 request: JSON body, canonical request, two SHA-256, derived key, headers" },
+  { "cnc client:prepare() (Wangsu purge)", "sha256",
+    function() return ws:prepare("PurgeItemIdReceiver", WSPURGE, QFIXED) end,
+    info = "the whole CNC-HMAC-SHA256 request: JSON body, canonical request, two SHA-256, headers" },
   { "aliyun_rpc_v2 core signer", "sha1",
     aliyun_v2 and function() return aliyun_v2(client, PARAMS, "GET") end },
   { "acs3_hmac_sha256 core signer", "sha256",
