@@ -125,6 +125,34 @@ describe("wangsu: usage mistakes raise before sending", function()
       c:PurgeItemIdReceiver { urls = { "a.example.com/x" } }
     end)
   end)
+  it("urls and dirs together at most 500 in a direct call", function()
+    local u, d = {}, {}
+    for i = 1, 400 do u[i] = "https://a.example.com/" .. i end
+    for i = 1, 101 do d[i] = "https://a.example.com/d" .. i .. "/" end
+    raises_with("parameters 'urls' and 'dirs' hold 501 items together", function()
+      c:PurgeItemIdReceiver { urls = u, dirs = d }
+    end)
+  end)
+  it("quota answers: code 0 is success, 1 failure; a missing figure is no pass", function()
+    local answer
+    local s = ws { retry = false, rate = false, transport = function(req)
+      if req.url:find("/ccm/purge/quota", 1, true) then return 200, {}, answer end
+      return 200, {}, '{"Code":1,"Message":"ok","itemId":"i1"}'
+    end }
+    answer = '{"code":1,"message":"system error"}'
+    local res, err = s:PurgeQuota {}
+    assert.is_nil(res)
+    assert.equal("1", err.code)
+    local r
+    r, err = s:refresh { urls = { "https://a.example.com/1" }, check_quota = true }
+    assert.is_nil(r)
+    answer = '{"code":0,"message":"success"}'
+    r, err = s:refresh { urls = { "https://a.example.com/1" }, check_quota = true }
+    assert.is_nil(r)
+    assert.equal("bad_response", err.code)
+    answer = '{"code":0,"message":"success","remainingUrlQuota":10,"remainingDirQuota":1}'
+    assert.is_true(s:refresh({ urls = { "https://a.example.com/1" }, check_quota = true }).ok)
+  end)
   it("plans purges of at most 500 per call and prefetches of at most 400", function()
     local u, d = {}, {}
     for i = 1, 1200 do u[i] = "https://a.example.com/" .. i end
@@ -191,6 +219,34 @@ describe("wangsu against the emulator", function()
     local res, err = bad:PurgeQuota {}
     assert.is_nil(res)
     assert.truthy(err.http_status == 401 or err.http_status == 403)
+  end)
+
+  it("legacy credentials from the environment alone; errors name the kind in use", function()
+    local function run(env, code)
+      local cpath = os.getenv("CDNKIT_CPATH") or "build/5.4/?.so"
+      local interp = cpath:find("5.1", 1, true) and "luajit" or "lua5.4"
+      local p = io.popen("env -u WANGSU_ACCESS_KEY -u WANGSU_SECRET_KEY " .. env ..
+        " LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='" .. cpath .. ";;' " .. interp ..
+        " -e '" .. code .. "' 2>&1")
+      local out = p:read("a")
+      p:close()
+      return out
+    end
+    local out = run("WANGSU_USERNAME=wangsu-user WANGSU_API_KEY=wangsu-apikey",
+      "local c = require(\"cdnkit\").wangsu { endpoint = \"" .. e.url .. "\" }; " ..
+      "print(c:PurgeQuota({}) and \"ok\")")
+    assert.truthy(out:find("ok", 1, true), out)
+    out = run("WANGSU_USERNAME=wangsu-user", "require(\"cdnkit\").wangsu {}")
+    assert.truthy(out:find("give username and api_key", 1, true), out)
+  end)
+
+  it("signs again with the server's clock after a stale-timestamp answer", function()
+    local far = emu.start("wangsu", { skew = 3600 })
+    local c = emu.client(far, { retry = false })
+    local res, err = c:PurgeQuota {}
+    assert.is_table(res, tostring(err))
+    assert.equal(2, #far:stats().request_log)
+    far:stop()
   end)
 
   it("a wrong secret is an error with the request id; 429 is retried", function()

@@ -850,6 +850,13 @@ local function check_quota(g, kinds)
       local t = kind == "refresh_url" and q.type_param and g.extra and g.extra[q.type_param]
       if t and q.by_type and q.by_type[t] then field = q.by_type[t] end
       local v = field and paginate.dig(data, field)
+      if v == nil or v == core.null then
+        -- no figure to check against: not a pass
+        return nil, errors.new(A.name, action, {
+          code = "bad_response", retryable = false, kind = kind,
+          message = "the quota answer has no " .. tostring(field) .. "; nothing was sent",
+        })
+      end
       local left
       if type(v) == "table" and q.row_field then
         -- one row per area (Tencent): the purge's Area, else the tightest

@@ -502,7 +502,7 @@ function M.new(A, opts)
     raise("cdnkit." .. A.name .. ": option 'version': unknown API version '" .. ver .. "' (" ..
       table.concat(adapter.version_names(A), ", ") .. ")")
   end
-  local key_id, secret, secret_env = M.read_credentials(A, opts)
+  local key_id, secret, secret_env, alt_creds = M.read_credentials(A, opts)
   if A.check_options then A.check_options(opts) end
   local method = opts.method or V.default_method
   if not V.methods[method] then
@@ -528,13 +528,15 @@ function M.new(A, opts)
       verify_tls = opts.verify_tls ~= false, ca_file = opts.ca_file, proxy = opts.proxy,
     },
   }
+  st.credentials_alt = alt_creds ~= nil -- the adapter's second kind of credentials
   A.init(st, opts, key_id)
   local client = core.new_client(class.mt, {
     key_id = key_id, secret = secret, secret_env = secret_env, endpoint = endpoint,
   })
   if not client:_has_secret() then
     client:close()
-    M.no_credentials(A, A.credentials[#A.credentials][1])
+    local creds = alt_creds or A.credentials
+    M.no_credentials(A, creds[#creds][1], creds)
   end
   STATE[client] = st
   return client
@@ -577,9 +579,9 @@ function M.check_endpoint(vendor, endpoint)
   return endpoint
 end
 
-function M.no_credentials(A, missing)
+function M.no_credentials(A, missing, creds)
   local names, envs = {}, {}
-  for i, d in ipairs(A.credentials) do names[i] = d[1]; envs[i] = d[2] end
+  for i, d in ipairs(creds or A.credentials) do names[i] = d[1]; envs[i] = d[2] end
   raise("cdnkit." .. A.name .. ": no credentials: give " .. table.concat(names, " and ") ..
     ", or set " .. table.concat(envs, " and ") .. " (" .. missing .. " is missing)")
 end
@@ -594,7 +596,13 @@ function M.read_credentials(A, opts)
   -- a vendor's second kind of credentials (Wangsu's legacy username and
   -- api_key), used when the options name them
   local alt = A.credentials_alt
-  if alt and (opts[alt[1][1]] ~= nil or opts[alt[#alt][1]] ~= nil) then creds = alt end
+  local use_alt = alt and (opts[alt[1][1]] ~= nil or opts[alt[#alt][1]] ~= nil)
+  -- or, with no options naming either kind, when only the environment has it
+  if alt and not use_alt and opts[creds[1][1]] == nil and opts[creds[#creds][1]] == nil and
+     os.getenv(creds[1][2]) == nil and os.getenv(alt[1][2]) ~= nil then
+    use_alt = true
+  end
+  if use_alt then creds = alt end
   local vals = {}
   for i, c in ipairs(creds) do
     local v = opts[c[1]]
@@ -602,12 +610,12 @@ function M.read_credentials(A, opts)
       raise("cdnkit." .. A.name .. ": option '" .. c[1] .. "' must be a non-empty string")
     end
     if v == nil and i < #creds then v = os.getenv(c[2]) end
-    if v == nil and i < #creds then M.no_credentials(A, c[1]) end
+    if v == nil and i < #creds then M.no_credentials(A, c[1], creds) end
     vals[i] = v
   end
   local last = creds[#creds]
   local secret = vals[#creds]
-  return vals[1], secret, secret == nil and last[2] or nil
+  return vals[1], secret, secret == nil and last[2] or nil, use_alt and creds or nil
 end
 
 return M

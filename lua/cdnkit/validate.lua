@@ -384,6 +384,20 @@ function M.check_plan(P, params, list_form)
       if P.typed then out[name] = native(typ, s) else out[name] = s end
     end
   end
+  -- a per-call limit on several list parameters together (Wangsu: urls and
+  -- dirs, 500 in all)
+  local mt = a.max_total
+  if mt then
+    local n = 0
+    for _, pn in ipairs(mt.params) do
+      local v = params[pn]
+      if type(v) == "table" then n = n + #v elseif type(v) == "string" then n = n + 1 end
+    end
+    if n > mt.max then
+      return nil, where .. "parameters '" .. concat(mt.params, "' and '") .. "' hold " .. n ..
+        " items together; the documented limit is " .. mt.max .. " per call"
+    end
+  end
   local function present(n) return params[n] ~= nil and params[n] ~= core.null end
   if a.one_of then
     local found = false

@@ -74,6 +74,7 @@ return {
       },
       one_of = { "urls", "dirs" },
       limits = { daily_urls = 5000, daily_dirs = 500 },
+      max_total = { params = { "urls", "dirs" }, max = 500 }, -- urls + dirs per call
       batch = { kind = "refresh_url", param = "urls", max = 500, dir_max = 500, dir_param = "dirs" },
     },
     {

@@ -97,7 +97,7 @@ end
 
 function A.init(st, opts, key_id)
   st.key_id = key_id
-  st.auth = (opts.username or opts.api_key) and "basic" or "aksk"
+  st.auth = st.credentials_alt and "basic" or "aksk"
   if st.auth == "basic" then st.sign = core.signers.wangsu_basic end
   st.language = opts.language
   -- the Host header as signed (lower-cased) and sent: the endpoint's authority
@@ -207,12 +207,18 @@ function A.parse(st, action, status, headers, body, meta)
   if status < 200 or status >= 300 then
     local code = type(data) == "table" and field(data, "code")
     local msg = type(data) == "table" and field(data, "message")
-    return nil, {
+    local e = {
       code = code ~= nil and code ~= core.null and tostring(code) or "http", http_status = status,
       message = type(msg) == "string" and msg or errors.unexpected(status, ctype, body),
       request_id = rid, retryable = RETRYABLE_STATUS[status] or false, ambiguous = status >= 500,
       hint = (status == 401 or status == 403) and "check access_key and secret_key (or username and api_key)" or nil,
     }
+    -- a timestamp (or Date) the server finds too old: nothing ran; the
+    -- engine signs again once with the server's clock
+    if status == 401 and (e.code:find("[Ee]xpire") or e.code:find("[Tt]imestamp")) then
+      e.clock, e.ambiguous, e.hint = true, false, nil
+    end
+    return nil, e
   end
   if type(data) ~= "table" then
     return nil, {
@@ -221,12 +227,13 @@ function A.parse(st, action, status, headers, body, meta)
     }
   end
   -- purge and prefetch answers: Code 1 is success, 0 failure.  The quota
-  -- endpoints answer a lower-case code whose success value the SDKs document
-  -- as 0 (and 1 is seen too): any other is a failure.
+  -- endpoints answer a lower-case code the SDKs document the other way
+  -- round: 0 success, 1 failure.
   local a = st.api_index[action]
   if a and a.path and a.path:match("^/ccm/") then
     local code = tonumber(field(data, "code"))
-    local ok = code == 1 or (QUOTA[action] and (code == 0 or code == nil))
+    local ok
+    if QUOTA[action] then ok = code == 0 or code == nil else ok = code == 1 end
     if not ok then
       local msg = field(data, "message")
       return nil, {
