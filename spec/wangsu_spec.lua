@@ -105,6 +105,25 @@ describe("wangsu: usage mistakes raise before sending", function()
         ["domain-list"] = { ["domain-name"] = { "a.com" } } }
     end)
   end)
+  it("fields inside the report structures: domain lists are arrays, at most 20", function()
+    local function q(dl)
+      return c:prepare("Querydomaintotaltraffic", { dateFrom = "2024-01-01T00:00:00+08:00",
+        dateTo = "2024-01-02T00:00:00+08:00", ["domain-list"] = dl })
+    end
+    raises_with("field 'domain%-name' must be an array, got string", function() q { ["domain-name"] = "a.com" } end)
+    local d = {}
+    for i = 1, 21 do d[i] = "d" .. i .. ".example.com" end
+    raises_with("field 'domain%-name' has 21 items; the documented limit is 20", function()
+      q { ["domain-name"] = d }
+    end)
+    raises_with("field 'stream' must be an array", function()
+      c:Querystreamtrafficundermalbdomain { dateFrom = "2024-01-01T00:00:00+08:00",
+        dateTo = "2024-01-01T01:00:00+08:00", dataType = "flow",
+        domainStream = { { domain = "a.com", stream = "s1" } } }
+    end)
+    -- (the dates travel in the query string: the body is the domain list alone)
+    assert.equal('{"domain-list":{"domain-name":["a.com"]}}', q({ ["domain-name"] = { "a.com" } }).body)
+  end)
   it("too many domains, an unknown dataInterval", function()
     local d = {}
     for i = 1, 21 do d[i] = "d" .. i .. ".example.com" end

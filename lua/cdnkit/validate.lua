@@ -195,6 +195,29 @@ local function check_struct(p, t, what)
   for _, f in ipairs(p.required_fields or {}) do
     if t[f] == nil then return what .. " misses the required field '" .. f .. "'" end
   end
+  -- members with a declared type (members = { name = { "list", max_items = n } |
+  -- { "string" } }): their values are checked too; an empty list stays an array
+  for f, m in pairs(p.members or {}) do
+    local v = t[f]
+    if v ~= nil then
+      if m[1] == "list" then
+        local items, n = as_array(v)
+        if not items then return what .. " field '" .. f .. "' must be an array, got " .. type(v) end
+        if m.max_items and n > m.max_items then
+          return what .. " field '" .. f .. "' has " .. n .. " items; the documented limit is " ..
+            m.max_items .. " per call"
+        end
+        for i = 1, n do
+          if type(items[i]) ~= "string" or items[i] == "" then
+            return what .. " field '" .. f .. "' item " .. i .. " must be a non-empty string"
+          end
+        end
+        if n == 0 and getmetatable(v) == nil then setmetatable(v, core.array_mt) end
+      elseif m[1] == "string" and type(v) ~= "string" then
+        return what .. " field '" .. f .. "' must be a string, got " .. type(v)
+      end
+    end
+  end
 end
 
 --- Compile action `a` of `api` into a plan, once: what every call of it
