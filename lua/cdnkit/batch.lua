@@ -57,7 +57,7 @@ report_mt.__index = report_mt
 
 -- the host of a URL (what the vendor counts as its domain), or the item itself
 local function host_of(u)
-  return (u:match("^%a[%w+.-]*://([^/?#]+)") or u):lower()
+  return validate.url_host(u) or u:lower()
 end
 
 -- Split `items` into chunks of at most `size`, each holding URLs of at most
@@ -608,12 +608,13 @@ local function by_spec(todo, handled, spec_of, pred)
   return groups, order
 end
 
--- One status query: the spec's fixed parameters and `id` (one task id, or
--- several as the parameter's list form).  data | nil, err.
-local function query_status(client, st, spec, id, deadline)
+-- One status query: the spec's fixed parameters, `extra` (paging) and `id`
+-- (one task id, or several as the parameter's list form).  data | nil, err.
+local function query_status(client, st, spec, id, deadline, extra)
   local A = st.adapter
   local params = {}
   for pk, v in pairs(spec.params or {}) do params[pk] = v end
+  for pk, v in pairs(extra or {}) do params[pk] = v end
   params[spec.id_param] = id
   local flat, msg = validate.check(st.api, st.api_index[spec.action], params, A.list_form)
   if not flat then
@@ -622,31 +623,31 @@ local function query_status(client, st, spec, id, deadline)
   return client_mod.invoke(client, spec.action, flat, true, deadline)
 end
 
--- A status query whose answer comes in pages (spec.pages = { page, size,
--- size_max, total }): every page of the task, its rows gathered into one
--- answer (data[spec.items] = all rows, data[spec.total] = the total).
-local function query_pages(client, st, spec, id, deadline)
+-- The rows of one task -> rows, unseen | nil, nil, err.  Where the status
+-- query is paged (spec.pages = { page, size, size_max, total }) every page is
+-- read; `unseen` is true when the vendor's total (spec.total, or the pages'
+-- total) says the task has more rows than were read.
+local function task_rows(client, st, spec, id, deadline)
   local pg = spec.pages
-  local rows, total, n = {}, nil, 0
-  local merged = {}
+  if not pg then
+    local data, err = query_status(client, st, spec, id, deadline)
+    if not data then return nil, nil, err end
+    local items = paginate.dig(data, spec.items)
+    local total = spec.total and tonumber(paginate.dig(data, spec.total))
+    return items, total ~= nil and type(items) == "table" and total > #items
+  end
+  local rows, total, n = setmetatable({}, core.array_mt), nil, 0
   repeat
     n = n + 1
-    local s = {}
-    for k, v in pairs(spec) do s[k] = v end
-    s.params = {}
-    for k, v in pairs(spec.params or {}) do s.params[k] = v end
-    s.params[pg.page], s.params[pg.size] = n, pg.size_max
-    local data, err = query_status(client, st, s, id, deadline)
-    if not data then return nil, err end
-    merged = data
+    local data, err = query_status(client, st, spec, id, deadline,
+      { [pg.page] = n, [pg.size] = pg.size_max })
+    if not data then return nil, nil, err end
     local items = paginate.dig(data, spec.items)
     total = tonumber(paginate.dig(data, pg.total))
     if type(items) ~= "table" or #items == 0 then break end
     for _, r in ipairs(items) do rows[#rows + 1] = r end
   until not total or #rows >= total or core.monotime() >= deadline or n >= 100
-  merged[spec.items] = setmetatable(rows, core.array_mt)
-  if total and #rows < total then merged.__unseen = total - #rows end
-  return merged
+  return rows, total ~= nil and #rows < total
 end
 
 local function wait_opts(opts)
@@ -759,23 +760,15 @@ function report_mt:wait(opts, deadline)
           still[#still + 1] = t
         else
           local spec = spec_of(t)
-          local data, err
-          if spec.pages then
-            data, err = query_pages(self_client, st, spec, t.id, deadline)
-          else
-            data, err = query_status(self_client, st, spec, t.id, deadline)
-          end
-          if data == nil then
+          local items, unseen, err = task_rows(self_client, st, spec, t.id, deadline)
+          if err then
             errs[#errs + 1] = err
             still[#still + 1] = t
           else
-            local items = paginate.dig(data, spec.items)
             local s = task_state(spec, items)
-            -- rows beyond the answer (spec.total says how many there are)
-            -- are not known: a failure may be among them
-            local total = spec.total and tonumber(paginate.dig(data, spec.total))
-            if s == "done" and total and type(items) == "table" and total > #items then s = "running" end
-            if s == "done" and data.__unseen then s = "running" end -- pages not read in time
+            -- rows not read (the vendor's total says there are more) are not
+            -- known: a failure may be among them
+            if s == "done" and unseen then s = "running" end
             self.tasks[t.id] = s
             if s == "running" then still[#still + 1] = t end
           end

@@ -57,6 +57,18 @@ function M.request(st, method, url, headers, body)
   }
 end
 
+--- name=value pairs of `t` (string values), percent-encoded (RFC 3986),
+-- sorted by name and joined by "&": a query string or form body as the
+-- vendors' signatures canonicalise it.
+function M.form_query(t)
+  local pct = core.pct_encode
+  local keys, n = {}, 0
+  for k in next, t do n = n + 1; keys[n] = k end
+  table.sort(keys)
+  for i = 1, n do local k = keys[i]; keys[i] = pct(k) .. "=" .. pct(t[k]) end
+  return table.concat(keys, "&")
+end
+
 local FORM = "application/x-www-form-urlencoded"
 -- a GET whose URL would be longer than this goes as a POST form instead
 -- (servers and proxies refuse long URLs; the vendors take either)

@@ -53,6 +53,13 @@ local FORMATS = {
 }
 M.FORMATS = FORMATS
 
+--- The host of a URL, lower-cased (what a vendor counts as its domain), or nil.
+local function url_host(u)
+  local h = u:match("^%a[%w+.-]*://([^/?#]+)")
+  return h and h:lower()
+end
+M.url_host = url_host
+
 local function is_integer(v)
   return type(v) == "number" and v == floor(v) and v > -2^63 and v < 2^63
 end
@@ -316,8 +323,8 @@ function M.check_plan(P, params, list_form)
       if p.max_domains then
         local hosts, nh = {}, 0
         for i = 1, n do
-          local h = type(items[i]) == "string" and items[i]:match("^%a[%w+.-]*://([^/?#]+)")
-          if h and not hosts[h:lower()] then hosts[h:lower()] = true; nh = nh + 1 end
+          local h = type(items[i]) == "string" and url_host(items[i])
+          if h and not hosts[h] then hosts[h] = true; nh = nh + 1 end
         end
         if nh > p.max_domains then
           return nil, where .. "parameter '" .. name .. "' holds URLs of " .. nh .. " domains; the " ..

@@ -141,18 +141,11 @@ function A.list_form(name, items, p, out)
   end
 end
 
-local pct, sha256_hex = core.pct_encode, core.sha256_hex
-local concat, sort = table.concat, table.sort
+local sha256_hex = core.sha256_hex
+local concat = table.concat
 local FORM = "application/x-www-form-urlencoded"
 
--- name=value pairs of `t`, percent-encoded (RFC 3986), sorted by name
-local function encoded(t)
-  local keys, n = {}, 0
-  for k in next, t do n = n + 1; keys[n] = k end
-  sort(keys)
-  for i = 1, n do local k = keys[i]; keys[i] = pct(k) .. "=" .. pct(t[k]) end
-  return concat(keys, "&")
-end
+local encoded = transport.form_query
 
 -- the action's parameters split by where they travel (plan.body: the names
 -- that go in the form body); nil body when none does
@@ -222,16 +215,33 @@ end
 -- Signature V2 on 2018-05-10: the common parameters, the action's query
 -- parameters and the Signature in the URL, the form-body parameters in the
 -- body; the signature covers all of them (as the official SDKs' V2 does)
-local function build_v2(self, st, P, flat, fixed)
-  local method = method_of(st, P, fixed)
-  local query, body = split(P, flat, method)
+-- The RPC common parameters of signature V2 (in one constructor, sized once),
+-- then the action's; and the meta of such a request (parse derives the
+-- string-to-sign again from the signed parameters only on a mismatch).
+local function rpc_params(st, P, flat, fixed, params_of_action)
   local now, date, nonce = stamp(st, fixed)
   local params = {
     Action = P.name, Format = "JSON", Version = fixed.version or flat.Version or st.version,
     AccessKeyId = st.key_id, SignatureMethod = "HMAC-SHA1", SignatureVersion = "1.0",
     SignatureNonce = nonce, Timestamp = date,
   }
-  for k, v in next, query do params[k] = v end
+  for k, v in next, params_of_action do params[k] = v end
+  return params, now
+end
+
+local function rpc_meta(self, params, method, now, explain, canonical, sts, sig)
+  local meta = { client = self, params = params, method = method, timestamp = now }
+  if explain then
+    meta.explain = { canonical = canonical, string_to_sign = sts, signature = sig,
+                     key = "<access_key_secret>&" }
+  end
+  return meta
+end
+
+local function build_v2(self, st, P, flat, fixed)
+  local method = method_of(st, P, fixed)
+  local query, body = split(P, flat, method)
+  local params, now = rpc_params(st, P, flat, fixed, query)
   local explain, url, sts, sig, canonical = fixed.explain, nil, nil, nil, nil
   local req
   if not body then
@@ -248,39 +258,19 @@ local function build_v2(self, st, P, flat, fixed)
       { ["User-Agent"] = st.user_agent, ["Content-Type"] = FORM }, encoded(body))
     params = all
   end
-  local meta = { client = self, params = params, method = method, timestamp = now }
-  if explain then
-    meta.explain = { canonical = canonical, string_to_sign = sts, signature = sig,
-                     key = "<access_key_secret>&" }
-  end
-  return req, meta
+  return req, rpc_meta(self, params, method, now, explain, canonical, sts, sig)
 end
 
 --- 2014-11-11: the signed query in the URL (GET) or a form body (POST).
 local function build_2014(self, st, P, flat, fixed)
   local method = fixed.method or P.http or st.method
-  -- the common parameters in one constructor (sized once), then the action's
-  local now = core.now() + st.clock_offset
-  local params = {
-    Action = P.name, Format = "JSON", Version = flat.Version or st.version,
-    AccessKeyId = st.key_id, SignatureMethod = "HMAC-SHA1", SignatureVersion = "1.0",
-    SignatureNonce = fixed.nonce or core.uuid4(),
-    Timestamp = fixed.timestamp or core.iso8601(now),
-  }
-  for k, v in next, flat do params[k] = v end
+  local params, now = rpc_params(st, P, flat, fixed, flat)
   local explain = fixed.explain
   -- the signer writes the URL prefix before the query: one string, built once
   local req, sts, sig, canonical
   req, method, sts, sig, canonical = transport.query_request(st, self, params, method,
     fixed.method, explain)
-  -- meta: what parse needs to explain a signature mismatch (the signed
-  -- parameters: the string-to-sign is derived again only then)
-  local meta = { client = self, params = params, method = method, timestamp = now }
-  if explain then
-    meta.explain = { canonical = canonical, string_to_sign = sts, signature = sig,
-                     key = "<access_key_secret>&" }
-  end
-  return req, meta
+  return req, rpc_meta(self, params, method, now, explain, canonical, sts, sig)
 end
 
 --- Build the signed request.  `fixed` may pin timestamp, nonce, method.

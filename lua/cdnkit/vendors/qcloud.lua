@@ -167,7 +167,7 @@ end
 
 local HASH = { HmacSHA256 = "sha256" }
 
-local sha256_hex, pct, concat, sort = core.sha256_hex, core.pct_encode, table.concat, table.sort
+local sha256_hex = core.sha256_hex
 local JSON = "application/json"
 local FORM = "application/x-www-form-urlencoded"
 
@@ -193,11 +193,7 @@ end
 local function query_of(flat)
   local f = {}
   for k, v in pairs(flat) do flatten(k, v, f) end
-  local keys = {}
-  for k in pairs(f) do keys[#keys + 1] = k end
-  sort(keys)
-  for i, k in ipairs(keys) do keys[i] = pct(k) .. "=" .. pct(f[k]) end
-  return concat(keys, "&")
+  return transport.form_query(f)
 end
 
 -- API 3.0: TC3-HMAC-SHA256 over the JSON body (POST) or the query (GET)
