@@ -49,7 +49,7 @@ describe("adapter contract", function()
     local vendors = cdnkit.vendors()
     table.sort(vendors)
     assert.same(files, vendors)
-    assert.same({ "aliyun", "qcloud", "wangsu" }, cdnkit.vendors())
+    assert.same({ "aliyun", "qcloud", "wangsu", "plcloud" }, cdnkit.vendors())
   end)
 
   it("passes a minimal adapter", function()
@@ -104,7 +104,7 @@ describe("adapter contract", function()
   end)
 
   it("an unknown vendor names the known ones", function()
-    raises_with("unknown vendor 'nope' %(aliyun, qcloud, wangsu%)", function() adapter.get("nope") end)
+    raises_with("unknown vendor 'nope' %(aliyun, plcloud, qcloud, wangsu%)", function() adapter.get("nope") end)
   end)
 end)
 

@@ -46,7 +46,7 @@ export LOCPATH
 if [ "${ASAN:-0}" != 1 ]; then
   # the emulator's own tests: one script per vendor/version, each ending in
   # "<name>: N passed, N failed"
-  for t in selftest selftest_aliyun_2018 selftest_qcloud_v3 selftest_wangsu; do
+  for t in selftest selftest_aliyun_2018 selftest_qcloud_v3 selftest_wangsu selftest_plcloud; do
     echo "== emulator $t"
     out=$(mktemp)
     python3 "spec/emulator/$t.py" >"$out" 2>&1

@@ -19,6 +19,13 @@
  *   core.client_class(name, methods) -> mt
  *   core.new_client(mt, { key_id =, secret = | secret_env =, endpoint = }) -> client
  *   client:close(), client:is_closed(), tostring(client), __gc, __close
+ *   core.client_token(client) -> token | nil
+ *   core.client_set_token(client, token | nil)
+ *
+ * The session token (Plcloud's keystone token, given as an option, read from
+ * opts.token_env here, or set after authentication) is kept like the secret:
+ * wiped when replaced and on close, never shown by tostring.  It does reach
+ * Lua when a request header is built from it, as it must to be sent.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,12 +46,23 @@ static char *dupstr(const char *s, size_t n)
     return p;
 }
 
+static void drop_token(cdk_client *c)
+{
+    if (c->token != NULL) {
+        cdk_wipe(c->token, c->token_len);
+        free(c->token);
+    }
+    c->token = NULL;
+    c->token_len = 0;
+}
+
 static void client_release(cdk_client *c)
 {
     if (c->closed)
         return;
     c->closed = 1;
     cdk_sign_forget(c);
+    drop_token(c);
     if (c->secret != NULL) {
         cdk_wipe(c->secret, c->secret_len);
         free(c->secret);
@@ -145,6 +163,19 @@ int cdk_client_new(lua_State *L)
     ok = ok && opt_string(L, 2, "key_id", &c->key_id, NULL);
     ok = ok && opt_string(L, 2, "secret", &c->secret, &c->secret_len);
     ok = ok && opt_string(L, 2, "endpoint", &c->endpoint, NULL);
+    ok = ok && opt_string(L, 2, "token", &c->token, &c->token_len);
+    if (ok && c->token == NULL) {
+        lua_getfield(L, 2, "token_env");
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            const char *v = getenv(lua_tostring(L, -1));
+            if (v != NULL && v[0] != '\0') {
+                c->token_len = strlen(v);
+                c->token = dupstr(v, c->token_len);
+                ok = c->token != NULL;
+            }
+        }
+        lua_pop(L, 1);
+    }
     if (ok && c->secret == NULL) {
         lua_getfield(L, 2, "secret_env");
         if (lua_type(L, -1) == LUA_TSTRING) {
@@ -176,6 +207,35 @@ static int client_has_secret(lua_State *L)
     cdk_client *c = cdk_client_check(L, 1);
     lua_pushboolean(L, !c->closed && c->secret != NULL);
     return 1;
+}
+
+int cdk_client_token(lua_State *L)
+{
+    cdk_client *c = cdk_client_check(L, 1);
+    if (c->closed || c->token == NULL)
+        lua_pushnil(L);
+    else
+        lua_pushlstring(L, c->token, c->token_len);
+    return 1;
+}
+
+int cdk_client_set_token(lua_State *L)
+{
+    cdk_client *c = cdk_client_check(L, 1);
+    size_t n = 0;
+    const char *s = lua_isnoneornil(L, 2) ? NULL : luaL_checklstring(L, 2, &n);
+    char *copy = NULL;
+    if (c->closed)
+        return luaL_error(L, "cdnkit.%s: client is closed", c->name);
+    if (s != NULL && n > 0) {
+        copy = dupstr(s, n);
+        if (copy == NULL)
+            return luaL_error(L, "cdnkit: out of memory");
+    }
+    drop_token(c);
+    c->token = copy;
+    c->token_len = copy != NULL ? n : 0;
+    return 0;
 }
 
 static int client_close(lua_State *L)

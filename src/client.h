@@ -23,6 +23,10 @@ typedef struct cdk_client {
     char *endpoint;       /* for tostring only */
     char *secret;         /* wiped and freed on close */
     size_t secret_len;
+    /* a session token the vendor issued (Plcloud's keystone token): a
+       secret too, wiped when replaced and on close */
+    char *token;
+    size_t token_len;
     void *mac;            /* EVP_MAC * (HMAC), fetched once per client */
     void *keyed[CDK_KEY_SLOTS];   /* EVP_MAC_CTX *, keyed, reused per call */
     /* one derived key (e.g. TC3's kSigning for a date and service), reused
@@ -40,6 +44,11 @@ int cdk_client_new(lua_State *L);
 cdk_client *cdk_client_check(lua_State *L, int i);
 /* the same, raising when it is closed or has no secret */
 cdk_client *cdk_client_check_secret(lua_State *L, int i);
+
+/* core.client_token(client) -> token | nil */
+int cdk_client_token(lua_State *L);
+/* core.client_set_token(client, token | nil) */
+int cdk_client_set_token(lua_State *L);
 
 /* sign.c: free the cached contexts of a client (called on close) */
 void cdk_sign_forget(cdk_client *c);

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <curl/curl.h>
@@ -154,6 +155,16 @@ static int l_nonce_int(lua_State *L)
     return 1;
 }
 
+/* core.env_set(name) -> whether the environment variable is set and not
+   empty, without making its value a Lua string (for secrets the C core
+   reads itself) */
+static int l_env_set(lua_State *L)
+{
+    const char *v = getenv(luaL_checkstring(L, 1));
+    lua_pushboolean(L, v != NULL && v[0] != '\0');
+    return 1;
+}
+
 static int l_now(lua_State *L)
 {
     struct timespec ts;
@@ -246,6 +257,7 @@ static const luaL_Reg core_funcs[] = {
     {"sha256_hex", l_sha256_hex},
     {"random_bytes", l_random_bytes},
     {"now", l_now},
+    {"env_set", l_env_set},
     {"monotime", l_monotime},
     {"sleep", l_sleep},
     {"iso8601", l_iso8601},
@@ -255,6 +267,8 @@ static const luaL_Reg core_funcs[] = {
     {"parse_headers", cdk_http_l_parse_headers},
     {"client_class", cdk_client_class},
     {"new_client", cdk_client_new},
+    {"client_token", cdk_client_token},
+    {"client_set_token", cdk_client_set_token},
     {"curl", cdk_http_new},
     {"curl_version", l_curl_version},
     {NULL, NULL},

@@ -38,6 +38,13 @@
  *   wangsu_basic(client, date) -> base64 password
  *       Wangsu's legacy scheme: base64(HMAC-SHA1(apikey, Date header)), the
  *       password of "Authorization: Basic base64(user:password)".
+ *   keystone_password(client, username, tenant_name) -> JSON body
+ *       OpenStack Keystone v2.0 password authentication (Plcloud): no
+ *       signature, the secret is the password, sent once to POST /tokens as
+ *       {"auth":{"passwordCredentials":{"username":U,"password":P},
+ *       "tenantName":T}}.  The body is built in Lua-owned memory that is
+ *       wiped once the string is pushed; the body string itself is a Lua
+ *       string (it must be, to be sent), which cdnkit drops after the request.
  *   tc3_hmac_sha256(client, date, service, string_to_sign) -> hex signature
  *       Tencent API 3.0: kDate = HMAC("TC3"..secret, date),
  *       kService = HMAC(kDate, service), kSigning = HMAC(kService, "tc3_request"),
@@ -487,6 +494,70 @@ static int s_tc3_hmac_sha256(lua_State *L)
 }
 
 /* the registry: scheme name -> function */
+/* JSON string escape of s[0..n) into out (room for 6n + 2); returns the length */
+static size_t json_quote(char *out, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0, i;
+    out[o++] = '"';
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)ch;
+        } else if (ch < 0x20) {
+            out[o++] = '\\';
+            out[o++] = 'u';
+            out[o++] = '0';
+            out[o++] = '0';
+            out[o++] = hex[ch >> 4];
+            out[o++] = hex[ch & 15];
+        } else {
+            out[o++] = (char)ch;
+        }
+    }
+    out[o++] = '"';
+    return o;
+}
+
+/* keystone_password(client, username, tenant_name) -> JSON body */
+static int s_keystone_password(lua_State *L)
+{
+    static const char p1[] = "{\"auth\":{\"passwordCredentials\":{\"username\":";
+    static const char p2[] = ",\"password\":";
+    static const char p3[] = "},\"tenantName\":";
+    static const char p4[] = "}}";
+    size_t ul, tl, cap, o = 0;
+    const char *user, *tenant;
+    char *buf;
+    cdk_client *c;
+    cdk_client_check_secret(L, 1);
+    user = luaL_checklstring(L, 2, &ul);
+    tenant = luaL_checklstring(L, 3, &tl);
+    c = cdk_client_check_secret(L, 1);
+    if (ul > 65536 || tl > 65536 || c->secret_len > 65536)
+        return luaL_error(L, "cdnkit: keystone credentials too long");
+    cap = sizeof(p1) + sizeof(p2) + sizeof(p3) + sizeof(p4) + 6 * (ul + tl + c->secret_len) + 8;
+    /* Lua-owned, so an error below leaks nothing; wiped before it is dropped */
+    buf = (char *)lua_newuserdata(L, cap);
+    c = cdk_client_check_secret(L, 1); /* the allocation may have run a finalizer */
+    memcpy(buf + o, p1, sizeof(p1) - 1);
+    o += sizeof(p1) - 1;
+    o += json_quote(buf + o, user, ul);
+    memcpy(buf + o, p2, sizeof(p2) - 1);
+    o += sizeof(p2) - 1;
+    o += json_quote(buf + o, c->secret, c->secret_len);
+    memcpy(buf + o, p3, sizeof(p3) - 1);
+    o += sizeof(p3) - 1;
+    o += json_quote(buf + o, tenant, tl);
+    memcpy(buf + o, p4, sizeof(p4) - 1);
+    o += sizeof(p4) - 1;
+    lua_pushlstring(L, buf, o);
+    cdk_wipe(buf, cap);
+    lua_remove(L, -2);
+    return 1;
+}
+
 static const luaL_Reg SCHEMES[] = {
     {"aliyun_rpc_v2", s_aliyun_rpc_v2},
     {"qcloud_v2", s_qcloud_v2},
@@ -496,6 +567,7 @@ static const luaL_Reg SCHEMES[] = {
        Wangsu's name: adapters name the scheme they document */
     {"cnc_hmac_sha256", s_acs3_hmac_sha256},
     {"wangsu_basic", s_wangsu_basic},
+    {"keystone_password", s_keystone_password},
     {NULL, NULL},
 };
 

@@ -28,11 +28,17 @@ M.FIELDS = {
   { "task_status", "table", false, "kind -> { action, id_param, items, field, done, failed }" },
   { "quota", "table", false, "{ action | actions, remain = { kind = field }, ... }" },
   { "clock_window", "number", false, "seconds a timestamp may be off the server's clock" },
+  { "token", "table", false, "{ option, ENV_VAR, alone = bool }: a session token kept in C" },
+  { "endpoint_env", "string", false, "environment variable naming the endpoint" },
+  { "endpoint_path", "boolean", false, "the endpoint may have a path (a service URL)" },
+  { "session", "function", false, "session(client, st, force, exchange) -> true | nil, err" },
+  { "batch_scope", "function", false, "batch_scope(client, st, invoke) -> scope | nil, err" },
+  { "batch_reject", "function", false, "batch_reject(kind, item, scope, host) -> err | nil" },
 }
 
 M.VERSION_FIELDS = {
   { "api", "string", true, "module of the API data, cdnkit.apis.<vendor>_<version>" },
-  { "endpoint", "string", true, "default scheme://host" },
+  { "endpoint", "string", false, "default scheme://host (none: the adapter's session finds it)" },
   { "path", "string", true, "request path (help() shows it)" },
   { "scheme", "string", true, "signing scheme: a key of core.signers" },
   { "default_method", "string", true, "HTTP method unless the action or the user says" },
@@ -94,6 +100,14 @@ function M.check(A, file)
     end
     if not V.methods[V.default_method] then
       error(vw .. ": field 'default_method' is not in methods", 0)
+    end
+  end
+  if A.token and (type(A.token[1]) ~= "string" or type(A.token[2]) ~= "string") then
+    error(where .. ": token must be { option, ENV_VAR }", 0)
+  end
+  for ver, V in pairs(A.versions) do
+    if V.endpoint == nil and not A.session then
+      error(where .. " version " .. tostring(ver) .. ": field 'endpoint' is required without a session", 0)
     end
   end
   if A.batch_params and not A.task_ids then

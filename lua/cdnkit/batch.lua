@@ -120,9 +120,48 @@ local function plan(self, kinds, opts, extra)
     raise("cdnkit: concurrency must be an integer from 1 to 64")
   end
   local policy = opts.retry ~= nil and retry.policy(opts.retry) or st.retry
-  local jobs = {}
+  local jobs, rejected = {}, {}
+  -- what the vendor's batches need to know first (Plcloud: the account's
+  -- domains, to map each URL's host to its domain id), once per refresh
+  local scope, scope_err
+  if A.batch_scope then
+    local any = false
+    for _, kj in ipairs(kinds) do if #kj[2] > 0 then any = true end end
+    if any then
+      scope, scope_err = A.batch_scope(self, st, function(name, params)
+        return client_mod.invoke(self, name, params, true)
+      end)
+      if not scope and not errors.is(scope_err) then
+        scope_err = errors.new(A.name, "refresh", scope_err or { code = "internal", message = "no scope" })
+      end
+    end
+  end
   for _, kj in ipairs(kinds) do
     local kind, items = kj[1], kj[2]
+    if #items > 0 and scope_err then
+      -- nothing can be sent: every item fails with the reason
+      rejected[#rejected + 1] = { kind = kind, urls = items, err = scope_err }
+      items = {}
+    elseif #items > 0 and A.batch_reject then
+      -- items the vendor cannot take (a host that is not one of the
+      -- account's domains) fail alone, one entry per host
+      local keep, by_host, hosts = {}, {}, {}
+      for _, u in ipairs(items) do
+        local h = host_of(u)
+        local e = A.batch_reject(kind, u, scope, h)
+        if e then
+          if not by_host[h] then
+            by_host[h] = { kind = kind, urls = {}, err = errors.new(A.name, "refresh", e) }
+            hosts[#hosts + 1] = h
+          end
+          table.insert(by_host[h].urls, u)
+        else
+          keep[#keep + 1] = u
+        end
+      end
+      for _, h in ipairs(hosts) do rejected[#rejected + 1] = by_host[h] end
+      items = keep
+    end
     if #items > 0 then
       local a = find_batch(st.api, kind)
       if not a then
@@ -154,7 +193,7 @@ local function plan(self, kinds, opts, extra)
       local per_domain = a.limits and a.limits.per_minute_per_domain
       if kind ~= "refresh_url" or type_max then per_domain = nil end
       for _, chunk in ipairs(chunks(items, size, b.max_domains)) do
-        local action, params = A.batch_params(kind, chunk, ex, st.version)
+        local action, params = A.batch_params(kind, chunk, ex, st.version, scope, host_of(chunk[1]))
         local P = st.plan(action)
         local flat, msg = validate.check_plan(P, params, A.list_form)
         if not flat then raise(msg) end
@@ -166,8 +205,9 @@ local function plan(self, kinds, opts, extra)
         -- the batch's other wire parameters, as sent (reports show them)
         local sent = {}
         for k, v in pairs(params) do if k ~= b.param and k ~= b.dir_param then sent[k] = v end end
+        local ba = P.action and P.action.batch
         jobs[#jobs + 1] = { kind = kind, urls = chunk, action = action, plan = P, flat = flat,
-                            sent_params = sent,
+                            sent_params = sent, untracked = ba and ba.untracked,
                             idempotent = P.idempotent, attempts = 0, units = units,
                             per_domain = per_domain }
       end
@@ -185,11 +225,13 @@ local function plan(self, kinds, opts, extra)
       end
     end
   end
+  local report = setmetatable({ vendor = A.name, client = self, ok = #rejected == 0, batches = #jobs, done = 0,
+                                failed = {}, task_ids = {}, results = {}, started = core.now() },
+                              report_mt)
+  for i, r in ipairs(rejected) do report.failed[i] = r end
   return {
     client = self, st = st, A = A, jobs = jobs, conc = conc, policy = policy, extra = extra,
-    report = setmetatable({ vendor = A.name, client = self, ok = true, batches = #jobs, done = 0,
-                            failed = {}, task_ids = {}, results = {}, started = core.now() },
-                          report_mt),
+    rejected = rejected, report = report,
   }
 end
 
@@ -404,15 +446,34 @@ local function run(groups, max_bytes, all)
       groups[1].st.sleep(math.max(0.001, next_due - now))
     else
       waves = waves + 1
+      -- vendors with a session (a token to get or renew): once per wave
+      local no_session = {}
+      for _, it in ipairs(wave) do
+        local g = it.group
+        if g.A.session and no_session[g] == nil then
+          local ok, serr = client_mod.session(g.client, g.st, "refresh", g.renew)
+          g.renew = false
+          no_session[g] = not ok and serr or false
+        end
+      end
+      local sendable, results_of = {}, {}
       for _, it in ipairs(wave) do
         local g, j = it.group, it.job
         j.attempts = j.attempts + 1
-        it.req, j.meta = g.A.build(g.client, g.st, j.plan, j.flat, {})
-        it.req.idempotent = j.idempotent and true or false
-        if g.st.trace then client_mod.trace_request(g.st, j.action, it.req) end
+        if no_session[g] then
+          results_of[it] = { session_err = no_session[g] }
+        else
+          it.req, j.meta = g.A.build(g.client, g.st, j.plan, j.flat, {})
+          it.req.idempotent = j.idempotent and true or false
+          if g.st.trace then client_mod.trace_request(g.st, j.action, it.req) end
+          sendable[#sendable + 1] = it
+        end
       end
-      for _, it in ipairs(wave) do it.flying = true end
-      local results = send_round(wave, max_bytes)
+      for _, it in ipairs(sendable) do it.flying = true end
+      local sent = send_round(sendable, max_bytes)
+      local results = {}
+      for k, it in ipairs(sendable) do results_of[it] = sent[k] or false end
+      for i, it in ipairs(wave) do results[i] = results_of[it] or nil end
       local after = core.monotime()
       for i, it in ipairs(wave) do
         local g, j = it.group, it.job
@@ -426,12 +487,25 @@ local function run(groups, max_bytes, all)
           it.due = 0
           rest[#rest + 1] = it
         else
-          local data, err = outcome(g, j, r)
+          local data, err
+          if r and r.session_err then
+            -- no token: the batch was not sent
+            err = errors.new(g.A.name, j.action, {})
+            for k, v in pairs(r.session_err) do err[k] = v end
+            err.action = j.action
+            r = nil
+          else
+            data, err = outcome(g, j, r)
+          end
           local ids
           if data ~= nil then
             local ok
             ok, ids = pcall(g.A.task_ids, j.kind, data)
-            if not ok or type(ids) ~= "table" or #ids == 0 then
+            if not ok or type(ids) ~= "table" then
+              data, err = nil, no_task_id(g, j)
+            elseif #ids == 0 and not j.untracked then
+              -- (an action the vendor gives no task id for at all is
+              -- declared `untracked` in the data: accepted, not confirmable)
               data, err = nil, no_task_id(g, j)
             end
           end
@@ -439,12 +513,19 @@ local function run(groups, max_bytes, all)
             rep.done = rep.done + #j.urls
             for _, id in ipairs(ids) do rep.task_ids[#rep.task_ids + 1] = id end
             rep.results[#rep.results + 1] = { kind = j.kind, urls = j.urls, task_ids = ids,
-                                              params = j.sent_params }
+                                              params = j.sent_params, untracked = j.untracked }
             it.open = nil
           else
             err.attempts = j.attempts
             it.last_err = err
-            if client_mod.clock_resign(g.st, err, j.meta, r and r.headers, j.idempotent,
+            if err.reauth and not j.renewed then
+              -- the session token was refused: nothing ran; a new token
+              -- before the next wave, and this batch once more at once
+              j.renewed, g.renew = true, true
+              j.attempts = j.attempts - 1
+              it.due = 0
+              rest[#rest + 1] = it
+            elseif client_mod.clock_resign(g.st, err, j.meta, r and r.headers, j.idempotent,
                  not j.clock_fixed and r ~= nil) then
               -- the vendor rejected our timestamp: resend at once with its clock
               -- (one extra attempt, as for single calls)
@@ -665,9 +746,12 @@ function report_mt:wait(opts, deadline)
   local st = self_client:_state()
   local A = st.adapter
   self.tasks = self.tasks or {}
-  local todo, untracked = {}, 0
+  local todo, untracked, why = {}, 0, nil
   for _, r in ipairs(self.results) do
-    if #r.task_ids == 0 then untracked = untracked + 1 end
+    if #r.task_ids == 0 then
+      untracked = untracked + 1
+      why = why or r.untracked
+    end
     for _, id in ipairs(r.task_ids) do
       if self.tasks[id] ~= "done" and self.tasks[id] ~= "failed" then
         todo[#todo + 1] = { id = id, kind = r.kind }
@@ -783,6 +867,11 @@ function report_mt:wait(opts, deadline)
   -- batches the vendor never accepted were not purged: the purge is not complete
   local sum = { done = {}, failed = {}, running = {}, untracked = untracked, errors = errs,
                 failed_batches = #self.failed }
+  if untracked > 0 then
+    -- why `complete` cannot be true: batches accepted without a task to check
+    sum.untracked_reason = (why or "the vendor gave no task id for them") ..
+      (" (%d batch%s accepted, not confirmable)"):format(untracked, untracked == 1 and "" or "es")
+  end
   for _, t in ipairs(todo) do
     if self.tasks[t.id] == nil then self.tasks[t.id] = "running" end -- never answered yet
   end
@@ -897,7 +986,7 @@ end
 -- vendor =, batches = { { kind =, action =, urls =, params = }, ... },
 -- needed = { [kind] = URLs } }
 local function dry_report(g)
-  local out = { dry_run = true, vendor = g.A.name, batches = {}, needed = {} }
+  local out = { dry_run = true, vendor = g.A.name, batches = {}, needed = {}, rejected = g.rejected }
   for i, j in ipairs(g.jobs) do
     out.batches[i] = { kind = j.kind, action = j.action, urls = j.urls, params = j.sent_params }
     out.needed[j.kind] = (out.needed[j.kind] or 0) + #j.urls

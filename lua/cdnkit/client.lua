@@ -123,11 +123,50 @@ local function send(st, req)
   return transport.lua_send(st.send, req)
 end
 
+--- A request an adapter makes itself (Plcloud's keystone token request):
+-- sent on the client's transport, traced as `shown` (a copy without the
+-- secret) with the answer's body passed through `redact` first.  Returns
+-- status, headers (a table), body | nil, err.
+function M.exchange(st, action, req, shown, redact)
+  local vendor = st.adapter.name
+  if st.trace then
+    trace(st, { event = "request", vendor = vendor, action = action, request = shown or redact_req(req) })
+  end
+  local status, headers, body
+  if st.curl then
+    status, headers, body = st.curl:_perform(req, true)
+  else
+    status, headers, body = transport.lua_send(st.send, req)
+  end
+  if status and type(headers) == "string" then headers = core.parse_headers(headers) end
+  if st.trace and status then
+    trace(st, { event = "response", vendor = vendor, action = action, status = status, headers = headers,
+                body = redact and body and redact(body) or body })
+  end
+  return status, headers, body
+end
+
+-- the adapter's session (a token to get or renew before sending, Plcloud):
+-- true | nil, structured err
+local function session(self, st, name, force)
+  local ok, e = st.adapter.session(self, st, force, function(action, req, shown, redact)
+    return M.exchange(st, action, req, shown, redact)
+  end)
+  if ok then return true end
+  local err = errors.new(st.adapter.name, name, e)
+  -- the call itself was not sent
+  err.ambiguous, err.sent = false, false
+  if st.trace then trace(st, { event = "error", vendor = st.adapter.name, action = name, error = err }) end
+  return nil, err
+end
+M.session = session
+
 --- The whole call: attempts under the retry policy.  `fixed` (prepare's
 -- values) is normally nil.
 local function invoke(self, st, P, flat, idempotent, until_t)
   local A, name, policy = st.adapter, P.name, st.retry
   local n, clock_fixed, t0 = 0, false, nil
+  local renew, renewed = false, false -- a refused token: renewed once per call
   idempotent = idempotent and true or false
   if until_t then
     -- a caller's deadline: the same rule as retry.deadline, whichever is sooner
@@ -159,21 +198,37 @@ local function invoke(self, st, P, flat, idempotent, until_t)
         if w > 0 then st.sleep(w) end
       end
     end
-    local req, meta = A.build(self, st, P, flat, NOFIX)
-    -- transports may resend only what can run twice (the curl transport
-    -- sends the others on a fresh connection, which libcurl never replays)
-    req.idempotent = idempotent
-    if t0 then
-      -- the deadline holds: this attempt gets what is left of it at most
-      local left = policy.deadline - (monotime() - t0)
-      if left < req.timeout then req.timeout = math.max(left, 0.001) end
+    local data, err, headers, meta
+    local ready = true
+    if A.session then
+      ready, err = session(self, st, name, renew)
+      renew = false
     end
-    if st.trace then M.trace_request(st, name, req) end
-    local data, err, headers = M.outcome(st, name, meta, send(st, req))
-    if data ~= nil then return data end
+    if ready then
+      local req
+      req, meta = A.build(self, st, P, flat, NOFIX)
+      -- transports may resend only what can run twice (the curl transport
+      -- sends the others on a fresh connection, which libcurl never replays)
+      req.idempotent = idempotent
+      if t0 then
+        -- the deadline holds: this attempt gets what is left of it at most
+        local left = policy.deadline - (monotime() - t0)
+        if left < req.timeout then req.timeout = math.max(left, 0.001) end
+      end
+      if st.trace then M.trace_request(st, name, req) end
+      data, err, headers = M.outcome(st, name, meta, send(st, req))
+      if data ~= nil then return data end
+    end
     err.attempts = n
     last = err
-    if M.clock_resign(st, err, meta, headers, idempotent,
+    if err.reauth and not renewed then
+      -- the session token was refused (expired, revoked): nothing ran; a
+      -- new token and the same request once more, at once
+      renewed, renew = true, true
+    elseif err.reauth then
+      err.message = err.message .. " (a new token was refused too)"
+      return nil, err
+    elseif M.clock_resign(st, err, meta, headers, idempotent,
          not clock_fixed and (not t0 or monotime() - t0 < policy.deadline)) then
       -- the vendor rejected our timestamp: take its clock from the Date
       -- header and resend at once (one extra attempt, no backoff)
@@ -398,6 +453,82 @@ function M.moved_hint(A, V, name)
   return where .. ":" .. old:sub(4)
 end
 
+-- Resource objects (Plcloud's Python client: plcloud.cdn.list(),
+-- plcloud.ticket.reply(id, text)): for API data that declares `resources`,
+-- client.<resource> is an object whose methods take the call's positional
+-- arguments (the data's `args`; "*" = a table of named parameters) and call
+-- the action "<resource>.<method>" with named parameters.  A fresh small
+-- table per access: it holds the client, and nothing holds it.
+function M.install_resources(A, V, mt, methods)
+  local api = V.api
+  local res_mt = {}
+  for rname, rdoc in pairs(api.resources) do
+    local calls, names = {}, {}
+    for _, a in ipairs(api.actions) do
+      local r, m = a.name:match("^([%w_]+)%.([%w_]+)$")
+      if r == rname then calls[m] = a; names[#names + 1] = m end
+    end
+    table.sort(names)
+    local list = table.concat(names, ", ")
+    local rm = {}
+    local this_mt = { __name = "cdnkit." .. A.name .. "." .. rname }
+    local function check(res, m)
+      if getmetatable(res) ~= this_mt then
+        raise("cdnkit." .. A.name .. ": call " .. rname .. "." .. m .. " with a colon: client." .. rname ..
+          ":" .. m .. "(...)")
+      end
+    end
+    for m, a in pairs(calls) do
+      local args, full = a.args or {}, a.name
+      local shown = {}
+      for i, x in ipairs(args) do shown[i] = x == "*" and "{ ... }" or x end
+      local where = "cdnkit." .. A.name .. " " .. rname .. ":" .. m .. "(" .. table.concat(shown, ", ") .. "): "
+      rm[m] = function(res, ...)
+        check(res, m)
+        local n = select("#", ...)
+        if n > #args then
+          raise(where .. "takes " .. #args .. " argument" .. (#args == 1 and "" or "s") .. ", got " .. n)
+        end
+        local params = {}
+        for i = 1, n do
+          local v, an = select(i, ...), args[i]
+          if an == "*" then
+            if v ~= nil then
+              if type(v) ~= "table" or (#v > 0) then
+                raise(where .. "argument " .. i .. " must be a table of named parameters, got " ..
+                  (type(v) == "table" and "an array" or type(v)))
+              end
+              for k, x in pairs(v) do
+                if params[k] ~= nil then raise(where .. "parameter '" .. tostring(k) .. "' is given twice") end
+                params[k] = x
+              end
+            end
+          elseif v ~= nil then
+            params[an] = v
+          end
+        end
+        local client = res.client
+        return client[full](client, params)
+      end
+    end
+    function rm.help(res, m)
+      check(res, "help")
+      if m == nil then return res.client:help() end
+      return res.client:help(rname .. "." .. tostring(m))
+    end
+    this_mt.__index = setmetatable(rm, { __index = function(_, k)
+      raise(("cdnkit.%s: %s has no method '%s' (%s)"):format(A.name, rname, tostring(k), list))
+    end })
+    this_mt.__tostring = function() return "cdnkit." .. A.name .. " " .. rname .. " (" .. rdoc .. "): " .. list end
+    res_mt[rname] = this_mt
+  end
+  mt.__index = function(self, k)
+    local r = res_mt[k]
+    if r then return setmetatable({ client = self }, r) end
+    return methods[k]
+  end
+end
+
 local classes = {} -- "vendor@version" -> { methods =, mt =, plan = fn }
 
 local function class_of(A, V)
@@ -417,6 +548,7 @@ local function class_of(A, V)
     end
     rawset(methods, "close", close)
     mt.__close = close
+    if V.api.resources then M.install_resources(A, V, mt, methods) end
     c = {
       mt = mt,
       -- the compiled plan of an action (nil for an undeclared one)
@@ -502,13 +634,16 @@ function M.new(A, opts)
     raise("cdnkit." .. A.name .. ": option 'version': unknown API version '" .. ver .. "' (" ..
       table.concat(adapter.version_names(A), ", ") .. ")")
   end
-  local key_id, secret, secret_env, alt_creds = M.read_credentials(A, opts)
+  local key_id, secret, secret_env, alt_creds, token = M.read_credentials(A, opts)
   if A.check_options then A.check_options(opts) end
   local method = opts.method or V.default_method
   if not V.methods[method] then
     raise("cdnkit." .. A.name .. ": option 'method' must be one of " .. V.method_list)
   end
-  local endpoint = M.check_endpoint(A.name, opts.endpoint or V.endpoint)
+  local endpoint = opts.endpoint or (A.endpoint_env and os.getenv(A.endpoint_env)) or V.endpoint
+  if endpoint == "" then endpoint = V.endpoint end
+  -- (a vendor without a fixed host, Plcloud, learns it when it authenticates)
+  if endpoint then endpoint = M.check_endpoint(A.name, endpoint, A.endpoint_path) end
   local T = transport.resolve(opts.transport, A.name)
   local class = class_of(A, V)
   local st = {
@@ -516,7 +651,7 @@ function M.new(A, opts)
     version = V.version, path = V.path, task_status = V.task_status, quota = V.quota,
     endpoint = endpoint, method = method,
     -- where requests go: the endpoint and the version's path, and its GET prefix
-    url = endpoint .. V.path, url_get = endpoint .. V.path .. "?",
+    url = endpoint and endpoint .. V.path, url_get = endpoint and endpoint .. V.path .. "?",
     curl = T.curl, send = T.send, send_many = T.send_many,
     trace = opts.trace,
     retry = retry.policy(opts.retry), sleep = make_sleep(opts.sleep), clock_offset = 0,
@@ -529,14 +664,24 @@ function M.new(A, opts)
     },
   }
   st.credentials_alt = alt_creds ~= nil -- the adapter's second kind of credentials
-  A.init(st, opts, key_id)
+  A.init(st, opts, key_id, function(url, option) return M.check_endpoint(A.name, url, true, option) end)
   local client = core.new_client(class.mt, {
-    key_id = key_id, secret = secret, secret_env = secret_env, endpoint = endpoint,
+    key_id = key_id, secret = secret, secret_env = secret_env, endpoint = endpoint or st.auth_url,
+    token = token and token.value, token_env = token and token.env,
   })
-  if not client:_has_secret() then
-    client:close()
-    local creds = alt_creds or A.credentials
-    M.no_credentials(A, creds[#creds][1], creds)
+  st.has_secret = client:_has_secret()
+  if not st.has_secret then
+    local tok = A.token and A.token.alone and core.client_token(client) ~= nil
+    if not tok then
+      client:close()
+      local creds = alt_creds or A.credentials
+      M.no_credentials(A, creds[#creds][1], creds)
+    elseif not endpoint then
+      client:close()
+      raise("cdnkit." .. A.name .. ": option '" .. A.token[1] .. "' needs 'endpoint' too (the service URL; " ..
+        "without a password cdnkit cannot read it from the service catalog)" ..
+        (A.endpoint_env and (", or set " .. A.endpoint_env) or ""))
+    end
   end
   STATE[client] = st
   return client
@@ -544,13 +689,24 @@ end
 
 --- The endpoint option, checked: scheme://host[:port], nothing else.  Every
 -- fault is a usage error naming the option.
-function M.check_endpoint(vendor, endpoint)
+function M.check_endpoint(vendor, endpoint, allow_path, option)
+  option = option or "endpoint"
   local function bad(why)
-    raise("cdnkit." .. vendor .. ": option 'endpoint' " .. why .. ", got " ..
+    raise("cdnkit." .. vendor .. ": option '" .. option .. "' " .. why .. ", got " ..
       string.format("%q", endpoint):gsub("\\\n", "\\n"))
   end
   if endpoint:find("@", 1, true) then
-    raise("cdnkit." .. vendor .. ": option 'endpoint' must not contain credentials (user:password@)")
+    raise("cdnkit." .. vendor .. ": option '" .. option .. "' must not contain credentials (user:password@)")
+  end
+  if allow_path then
+    -- scheme://host[:port]/path (a service URL, e.g. keystone's /v2.0): the
+    -- authority is checked like an endpoint's
+    local base, path = endpoint:match("^(https?://[^/]+)(/.*)$")
+    if base then
+      if path:find("[%z%c%s#?]") then bad("must not contain spaces, control characters, '?' or '#'") end
+      M.check_endpoint(vendor, base, false, option)
+      return endpoint
+    end
   end
   if endpoint:find("[%z%c%s]") then bad("must not contain spaces, control characters or NUL") end
   if endpoint:find("[#?]") then bad("must not contain a query or fragment ('?', '#')") end
@@ -565,12 +721,12 @@ function M.check_endpoint(vendor, endpoint)
     end
     host = v6
     port = tail:match("^:(%d+)$")
-    if tail ~= "" and not port then bad("must be scheme://host[:port] without a path") end
+    if tail ~= "" and not port then bad("must be scheme://host[:port]" .. (allow_path and "[/path]" or " without a path")) end
   else
     host, port = rest:match("^([%w%.%-_]+):(%d+)$")
     if not host then
       host = rest:match("^([%w%.%-_]+)$")
-      if not host then bad("must be scheme://host[:port] without a path") end
+      if not host then bad("must be scheme://host[:port]" .. (allow_path and "[/path]" or " without a path")) end
     end
   end
   if port and not (tonumber(port) >= 1 and tonumber(port) <= 65535) then
@@ -603,6 +759,19 @@ function M.read_credentials(A, opts)
     use_alt = true
   end
   if use_alt then creds = alt end
+  -- a ready session token (Plcloud's keystone token): from the options, or
+  -- its environment variable, which the C core reads itself
+  local token
+  if A.token then
+    local tv = opts[A.token[1]]
+    if tv ~= nil and (type(tv) ~= "string" or tv == "") then
+      raise("cdnkit." .. A.name .. ": option '" .. A.token[1] .. "' must be a non-empty string")
+    end
+    if tv ~= nil then token = { value = tv } elseif core.env_set(A.token[2]) then token = { env = A.token[2] } end
+  end
+  -- a token that is a credential of its own needs nothing else
+  local token_alone = token and A.token.alone and opts[creds[#creds][1]] == nil and
+    not core.env_set(creds[#creds][2])
   local vals = {}
   for i, c in ipairs(creds) do
     local v = opts[c[1]]
@@ -610,12 +779,13 @@ function M.read_credentials(A, opts)
       raise("cdnkit." .. A.name .. ": option '" .. c[1] .. "' must be a non-empty string")
     end
     if v == nil and i < #creds then v = os.getenv(c[2]) end
-    if v == nil and i < #creds then M.no_credentials(A, c[1], creds) end
+    if v == "" then v = nil end
+    if v == nil and i < #creds and not token_alone then M.no_credentials(A, c[1], creds) end
     vals[i] = v
   end
   local last = creds[#creds]
   local secret = vals[#creds]
-  return vals[1], secret, secret == nil and last[2] or nil, use_alt and creds or nil
+  return vals[1], secret, secret == nil and last[2] or nil, use_alt and creds or nil, token
 end
 
 return M

@@ -26,6 +26,8 @@ local function param_line(p)
   if p.format then extra[#extra + 1] = p.format end
   if p.body then extra[#extra + 1] = "in the form body" end
   if p.query then extra[#extra + 1] = "in the query string" end
+  if p.path then extra[#extra + 1] = "in the path" end
+  if p.default ~= nil then extra[#extra + 1] = "default " .. tostring(p.default) end
   if p.max_items then extra[#extra + 1] = "max " .. p.max_items .. " items" end
   if p.min or p.max then extra[#extra + 1] = ("%s..%s"):format(p.min or "", p.max or "") end
   local name, typ = p.name or p[1], p.type or p[2]
@@ -40,8 +42,17 @@ function M.action(vendor, api, a, flag_prefix)
   local rate = l.per_second and (l.per_second .. " calls a second") or
     (l.per_minute and (l.per_minute .. " calls a minute"))
   if a.http or rate then
-    out[#out + 1] = "  " .. (a.http and ("HTTP " .. a.http) or "") .. (a.http and rate and ", " or "") ..
+    out[#out + 1] = "  " .. (a.http and ("HTTP " .. a.http .. (a.path and (" " .. a.path) or "")) or "") ..
+      (a.http and rate and ", " or "") ..
       (rate and ("at most " .. rate .. " (cdnkit paces to it)") or "")
+  end
+  if a.args then
+    -- a resource method (Plcloud): its Lua call, and what it answers
+    local r, m = a.name:match("^([%w_]+)%.([%w_]+)$")
+    local args = {}
+    for i, x in ipairs(a.args) do args[i] = x == "*" and "{ named parameters }" or x end
+    out[#out + 1] = ("  Lua: client.%s:%s(%s)%s"):format(r or "?", m or a.name, table.concat(args, ", "),
+      a.key and (" -> the answer's '" .. a.key .. "'") or " -> true")
   end
   local where = M.ref(api, a.ref)
   if where then out[#out + 1] = "  documented in " .. where end

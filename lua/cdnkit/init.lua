@@ -39,17 +39,6 @@ end
 -- cdnkit.tencent is cdnkit.qcloud (Tencent Cloud's own name for it)
 M.tencent = M.qcloud
 
--- vendors of the documented contract that this version does not have yet:
--- a clear error instead of "attempt to call a nil value"
-for _, name in ipairs { "aliyun", "qcloud", "wangsu", "plcloud" } do
-  if not M[name] then
-    M[name] = function()
-      require("cdnkit.errors").raise(("cdnkit.%s: not in cdnkit %s yet (available: %s)")
-        :format(name, M.VERSION, table.concat(VENDORS, ", ")))
-    end
-  end
-end
-
 --- The same purge on several vendors at once (multi-CDN):
 --   local r = cdnkit.refresh({ ali, qc }, { urls = {...}, dirs = {...} })
 --   r.ok, r[1] (Alibaba's report), r[2] (Tencent's); r:wait{ timeout = 600 }

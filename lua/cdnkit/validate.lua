@@ -47,6 +47,12 @@ local FORMATS = {
     local y, mo, d, h, mi, se = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)%+08:00$")
     return y and ranges_ok(y, mo, d, h, mi, se)
   end },
+  isoformat = { "YYYY-MM-DDThh:mm:ss[.ffffff] (Python isoformat(), optional +hh:mm or Z)", function(s)
+    local y, mo, d, h, mi, se, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)(.*)$")
+    if not y then return false end
+    rest = rest:gsub("^%.%d%d?%d?%d?%d?%d?", "", 1)
+    return (rest == "" or rest == "Z" or rest:match("^[+-]%d%d:%d%d$") ~= nil) and ranges_ok(y, mo, d, h, mi, se)
+  end },
   url = { "a URL starting with http:// or https://", function(s)
     return s:match("^[hH][tT][tT][pP][sS]?://[^%c]+$") ~= nil
   end },
@@ -235,7 +241,8 @@ function M.plan(api, a)
   for i, p in ipairs(params) do
     byname[p[1]] = p
     known[i] = p[1]
-    if p.required then required = true end
+    -- (a default value makes the call worth checking even when empty)
+    if p.required or p.default ~= nil then required = true end
     -- parameters the vendor takes in the request body (Alibaba's form body)
     if p.body then body = body or {}; body[p[1]] = true end
     -- parameters of a JSON-body API that travel in the query string (Wangsu)
@@ -289,6 +296,7 @@ function M.check_plan(P, params, list_form)
   local out = {}
   for _, p in ipairs(P.params) do
     local name, typ, v = p[1], p[2], params[p[1]]
+    if v == nil and p.default ~= nil then v = p.default end
     if v == nil or v == core.null then
       if p.required then
         return nil, where .. "missing required parameter '" .. name .. "'"
@@ -306,8 +314,11 @@ function M.check_plan(P, params, list_form)
         return nil, where .. "parameter '" .. name .. "' must be an array (a Lua sequence)" ..
           (p.sep and " or a string" or "") .. ", got " .. type(v)
       end
-      if n == 0 and p.required then
+      if n == 0 and (p.required or p.min_items) then
         return nil, where .. "parameter '" .. name .. "' must not be empty"
+      end
+      if p.min_items and n < p.min_items then
+        return nil, where .. "parameter '" .. name .. "' needs at least " .. p.min_items .. " items"
       end
       if p.max_items and n > p.max_items then
         return nil, where .. "parameter '" .. name .. "' has " .. n .. " items; the documented limit is " ..

@@ -4,7 +4,9 @@
 ACS3-HMAC-SHA256 or V2; Tencent Cloud CDN API v2 and, on the same port,
 Tencent Cloud API 3.0 for CDN 2018-06-06 with TC3-HMAC-SHA256; Wangsu /
 ChinaNetCenter report and ccm purge/prefetch APIs with CNC-HMAC-SHA256 or the
-legacy Basic scheme), for cdnkit's tests and `make demo`.
+legacy Basic scheme; Powerleader Plcloud: an OpenStack Keystone v2.0 token
+service and the Plcloud REST API with X-Auth-Token, on one port), for cdnkit's
+tests and `make demo`.
 
 Python 3 standard library only; listens on loopback only.  This file is the
 entry point: the command line and the vendor registry.  The server, state,
@@ -29,6 +31,7 @@ VENDORS = {
     "aliyun": "vendor_aliyun",
     "qcloud": "vendor_qcloud",
     "wangsu": "vendor_wangsu",
+    "plcloud": "vendor_plcloud",
 }
 
 

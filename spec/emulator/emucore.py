@@ -402,6 +402,12 @@ class Vendor:
     # vendor settings: name -> default, shown in and set by /__emu/config
     # (values checked by check_config())
     CONFIG = {}
+    # vendor control endpoints answered by control() (listed in the 404 of an
+    # unknown /__emu/ endpoint), e.g. ("POST /__emu/revoke",)
+    CONTROL_ENDPOINTS = ()
+    # "<host>:<port>" the server listens on (set by serve(); a fallback for a
+    # request without a Host header)
+    listen_address = None
 
     def __init__(self, state, fixtures, n_items):
         self.state = state
@@ -500,6 +506,13 @@ class Vendor:
         """The request's parameters if the vendor reads them itself (a dict),
         or None for the default (query string, or form body for POST).  Called
         by the handler before the Req exists; raise ParamError for bad input."""
+        return None
+
+    def control(self, name, method, data):
+        """A vendor control endpoint: /__emu/<name> (no slashes around), the
+        HTTP method and the JSON object posted ({} if none) -> a Response, or
+        None if the vendor has no such endpoint (then the generic 404).  Called
+        for names the generic control API does not answer."""
         return None
 
     def check_fault(self, f, clean):
@@ -678,10 +691,14 @@ class Handler(BaseHTTPRequestHandler):
             return
         body = resp.body
         self.send_response(resp.status)
-        self.send_header("Content-Type", resp.ctype)
-        if resp.mode == "truncated":
+        if resp.status in (204, 304):
+            # no content: neither Content-Type nor Content-Length (RFC 9110)
+            body = b""
+        elif resp.mode == "truncated":
+            self.send_header("Content-Type", resp.ctype)
             self.send_header("Content-Length", str(len(body) + 256))
         else:
+            self.send_header("Content-Type", resp.ctype)
             self.send_header("Content-Length", str(len(body)))
         for k, v in resp.headers:
             self.send_header(k, v)
@@ -872,10 +889,16 @@ class Handler(BaseHTTPRequestHandler):
                     return json_response(400, {"error": err})
                 clean.append(c)
             return json_response(200, {"ok": True, "faults": st.add_faults(clean)})
+        vendor = self.server.vendor
+        if name not in ("stats", "reset", "config", "faults"):
+            resp = vendor.control(name, m, data)
+            if resp is not None:
+                return resp
         return json_response(404, {"error": "unknown control endpoint %s %s" % (m, path),
                                    "endpoints": ["GET /__emu/stats", "POST /__emu/reset",
                                                  "GET|POST /__emu/config",
-                                                 "GET|POST /__emu/faults"]})
+                                                 "GET|POST /__emu/faults"] +
+                                   list(vendor.CONTROL_ENDPOINTS)})
 
 
 class Server(ThreadingHTTPServer):
@@ -941,13 +964,14 @@ def serve(vendor, host, port, port_file=None, verbose=False):
     server.vendor = vendor
     server.verbose = verbose
     port = server.server_address[1]
+    shown = "[%s]" % host if ":" in host else host
+    vendor.listen_address = "%s:%d" % (shown, port)
 
     if port_file:
         tmp = port_file + ".tmp%d" % os.getpid()
         with open(tmp, "w") as f:
             f.write("%d\n" % port)
         os.replace(tmp, port_file)
-    shown = "[%s]" % host if ":" in host else host
     sys.stdout.write("cdnemu %s listening on %s:%d\n" % (vendor.name, shown, port))
     sys.stdout.flush()
 

@@ -167,8 +167,8 @@ QC_FIX = {
 def registry_tests():
     cdnemu = selftestlib.emulator_module("cdnemu")
     emucore = selftestlib.emulator_module("emucore")
-    check("registry lists aliyun, qcloud and wangsu",
-          sorted(cdnemu.VENDORS) == ["aliyun", "qcloud", "wangsu"], cdnemu.VENDORS)
+    check("registry lists aliyun, plcloud, qcloud and wangsu",
+          sorted(cdnemu.VENDORS) == ["aliyun", "plcloud", "qcloud", "wangsu"], cdnemu.VENDORS)
     for name in cdnemu.VENDORS:
         cls = cdnemu.vendor_class(name)
         check("registry %s: a Vendor named %s" % (name, name),

@@ -52,6 +52,7 @@ end
 function control_mt:stats() return self:request("GET", "/__emu/stats") end
 function control_mt:reset() return self:request("POST", "/__emu/reset", {}) end
 function control_mt:config(t) return self:request("POST", "/__emu/config", t) end
+function control_mt:revoke(token) return self:request("POST", "/__emu/revoke", { token = token }) end
 function control_mt:faults(list) return self:request("POST", "/__emu/faults", { faults = list }) end
 
 function control_mt:stop()
@@ -68,6 +69,7 @@ M.creds = {
   aliyun = { access_key_id = "testid", access_key_secret = "testsecret" },
   qcloud = { secret_id = "AKIDtest", secret_key = "testkey" },
   wangsu = { access_key = "wangsu-test-ak", secret_key = "wangsu-test-sk" },
+  plcloud = { username = "demo", password = "secreetword", tenant_name = "demo" },
 }
 
 -- the API version emu.client() gives unless `extra.version` names one: the
@@ -88,7 +90,12 @@ function M.client(e, extra)
     for k, v in pairs(extra) do if k ~= "version" then x[k] = v end end
     extra = x
   end
-  o.endpoint = e.url
+  if e.vendor == "plcloud" then
+    -- keystone on the emulator's port; the service endpoint comes from its catalog
+    o.auth_url = e.url .. "/v2.0"
+  else
+    o.endpoint = e.url
+  end
   o.retry = { attempts = 3, base = 0.01, max = 0.05 }
   for k, v in pairs(extra or {}) do o[k] = v end
   return cdnkit[e.vendor](o)
