@@ -67,8 +67,8 @@ $(VENDOR_INDEX): $(ADAPTERS)
 help:
 	@echo "cdnkit $(VERSION) - targets:"
 	@echo "  make demo      install missing Debian packages, build, start the local vendor"
-	@echo "                 emulators and run examples/quickstart.lua and"
-	@echo "                 examples/multi_cdn_purge.lua against them"
+	@echo "                 emulators and run examples/quickstart.lua,"
+	@echo "                 examples/multi_cdn_purge.lua and examples/plcloud.lua against them"
 	@echo "  make check     install missing packages, build, run the whole test suite"
 	@echo "                 (emulator selftests for every vendor API version, busted specs"
 	@echo "                 on Lua 5.4 and LuaJIT and under"

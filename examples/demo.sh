@@ -4,7 +4,7 @@
 set -e
 LUA=${LUA:-lua5.4}
 dir=$(mktemp -d)
-cleanup() { kill $a_pid $q_pid $w_pid 2>/dev/null || true; rm -rf "$dir"; }
+cleanup() { kill $a_pid $q_pid $w_pid $p_pid 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT INT TERM
 python3 spec/emulator/cdnemu.py --vendor aliyun --port 0 --port-file "$dir/a" >/dev/null &
 a_pid=$!
@@ -12,12 +12,14 @@ python3 spec/emulator/cdnemu.py --vendor qcloud --port 0 --port-file "$dir/q" >/
 q_pid=$!
 python3 spec/emulator/cdnemu.py --vendor wangsu --port 0 --port-file "$dir/w" >/dev/null &
 w_pid=$!
+python3 spec/emulator/cdnemu.py --vendor plcloud --port 0 --port-file "$dir/p" >/dev/null &
+p_pid=$!
 i=0
-while [ ! -s "$dir/a" ] || [ ! -s "$dir/q" ] || [ ! -s "$dir/w" ]; do
+while [ ! -s "$dir/a" ] || [ ! -s "$dir/q" ] || [ ! -s "$dir/w" ] || [ ! -s "$dir/p" ]; do
   i=$((i + 1)); [ $i -lt 100 ] || { echo "emulators did not start" >&2; exit 1; }
   sleep 0.1
 done
-echo "local emulators: aliyun on 127.0.0.1:$(cat "$dir/a"), qcloud on 127.0.0.1:$(cat "$dir/q"), wangsu on 127.0.0.1:$(cat "$dir/w")"
+echo "local emulators: aliyun on 127.0.0.1:$(cat "$dir/a"), qcloud on 127.0.0.1:$(cat "$dir/q"), wangsu on 127.0.0.1:$(cat "$dir/w"), plcloud on 127.0.0.1:$(cat "$dir/p")"
 echo
 export CDNKIT_ALIYUN_ENDPOINT="http://127.0.0.1:$(cat "$dir/a")"
 export CDNKIT_QCLOUD_ENDPOINT="http://127.0.0.1:$(cat "$dir/q")"
@@ -25,8 +27,13 @@ export CDNKIT_WANGSU_ENDPOINT="http://127.0.0.1:$(cat "$dir/w")"
 export ALIBABA_CLOUD_ACCESS_KEY_ID=demo-id ALIBABA_CLOUD_ACCESS_KEY_SECRET=demo-secret
 export TENCENTCLOUD_SECRET_ID=AKIDdemo TENCENTCLOUD_SECRET_KEY=demokey
 export WANGSU_ACCESS_KEY=demo-ak WANGSU_SECRET_KEY=demo-sk
+export PLCLOUD_USERNAME=demo PLCLOUD_PASSWORD=secreetword PLCLOUD_TENANT_NAME=demo
+export PLCLOUD_AUTH_URL="http://127.0.0.1:$(cat "$dir/p")/v2.0"
 export LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="${CDNKIT_CPATH:-build/5.4/?.so};;"
 "$LUA" examples/quickstart.lua
 echo
 echo "== multi-CDN purge (examples/multi_cdn_purge.lua)"
 "$LUA" examples/multi_cdn_purge.lua
+echo
+echo "== Plcloud: keystone, resource calls, purge by URL (examples/plcloud.lua)"
+"$LUA" examples/plcloud.lua
