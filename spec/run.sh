@@ -98,7 +98,8 @@ if [ "${DEMO:-0}" = 1 ]; then
   echo "== make demo (examples against the emulators)"
   out=$(mktemp)
   if CDNKIT_CPATH="${CDNKIT_CPATH:-build/5.4/?.so}" LUA="$LUA" sh examples/demo.sh >"$out" 2>&1 &&
-     grep -q "purge complete" "$out" && grep -q "done everywhere" "$out"; then
+     grep -q "purge complete" "$out" && grep -q "done everywhere" "$out" &&
+     grep -q "^prefetch pf-.*: done" "$out"; then
     echo "demo: ok"; passed=$((passed + 1))
   else
     echo "demo: FAILED"; cat "$out"; failed=$((failed + 1)); rc=1
