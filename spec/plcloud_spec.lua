@@ -181,6 +181,47 @@ describe("plcloud", function()
       assert.equal(2, stats().tokens_issued)
       c:close()
     end)
+    it("a renewal that fails for a moment is retried, and the refused token is never sent again", function()
+      assert.is_table(pl.cdn:list())
+      e:revoke()
+      e:faults { { kind = "http503", action = "tokens", count = 1 } }
+      local d = pl.cdn:get(206801)
+      assert.equal(206801, d.id)
+      local s = stats()
+      assert.equal(2, s.tokens_issued)
+      assert.equal(1, s.token_rejected) -- the revoked token went out once, not again after the 503
+    end)
+    it("a token-only client does not resend a token the server refused", function()
+      assert.is_table(pl.cdn:list())
+      local direct = cdnkit.plcloud { endpoint = e.url .. "/v1.0", token = core.client_token(pl), retry = false }
+      e:revoke()
+      for _ = 1, 3 do
+        local res, err = direct.cdn:list()
+        assert.is_nil(res)
+        assert.equal("auth", err.code)
+        assert.truthy(err.message:find("no password", 1, true))
+      end
+      assert.equal(1, stats().token_rejected)
+      assert.truthy(tostring(direct):find("key none", 1, true))
+      direct:close()
+    end)
+    it("prepare() shows a live token only when given one", function()
+      assert.is_table(pl.cdn:list())
+      local tok = core.client_token(pl)
+      local req = pl:prepare("cdn.list", {})
+      assert.falsy(contains(req, tok))
+      assert.equal(e.url .. "/v1.0/cdn/domain", req.url)
+      assert.equal("given", pl:prepare("cdn.list", {}, { token = "given" }).headers["X-Auth-Token"])
+    end)
+    it("a wrong auth_url says what it posted to and what auth_url should be", function()
+      local c = emu.client(e, { auth_url = e.url .. "/v2.0/tokens" })
+      local res, err = c.cdn:list()
+      assert.is_nil(res)
+      assert.equal("auth_http", err.code)
+      assert.truthy(err.message:find("/v2.0/tokens/tokens", 1, true))
+      assert.truthy(err.hint:find("Keystone v2.0 URL", 1, true))
+      c:close()
+    end)
     it("picks the region's publicURL from the catalog", function()
       local r2 = emu.client(e, { region = "RegionTwo" })
       assert.equal(5, #r2.cdn:list())
@@ -215,6 +256,56 @@ describe("plcloud", function()
       end
       assert.is_true(seen)
       c:close()
+    end)
+  end)
+
+  describe("answers the emulator does not give (a Lua transport)", function()
+    -- keystone and the service on one fake transport
+    local TOKEN = "TOKEN-0123456789abcdef"
+    local function fake(list_body)
+      local log = {}
+      local function send(req)
+        log[#log + 1] = req.method .. " " .. req.url
+        if req.url:match("/tokens$") then
+          -- keys in another order: the tenant before the id, the id again elsewhere
+          return 200, { ["Content-Type"] = "application/json" },
+            '{"access":{"token":{"tenant":{"id":"t1","name":"demo"},"expires":"2099-01-01T00:00:00Z",' ..
+            '"id":"' .. TOKEN .. '"},"metadata":{"echo":"' .. TOKEN .. '"},"serviceCatalog":[{"type":"plcloud",' ..
+            '"name":"plcloud","endpoints":[{"region":"RegionOne","publicURL":"http://svc.example/v1.0/"}]}],' ..
+            '"user":{"id":"u1"}}}'
+        end
+        if req.url:match("/cdn/domain$") then return 200, {}, list_body end
+        if req.url:match("/cdn/cache_flush$") then return 200, {}, '{"cdn":{"status":"submitted"}}' end
+        return 404, {}, '{"error":{"message":"nope","code":404,"title":"Not Found"}}'
+      end
+      return send, log
+    end
+    it("traces mask the token wherever keystone puts it", function()
+      local events = {}
+      local send = fake('{"cdn":[]}')
+      local c = cdnkit.plcloud { username = "demo", password = PASSWORD, transport = send,
+                                 trace = function(ev) events[#events + 1] = ev end }
+      assert.same({}, c.cdn:list())
+      assert.falsy(contains(events, TOKEN))
+      assert.falsy(contains(events, PASSWORD))
+      c:close()
+    end)
+    it("domain ids cache_flush cannot take are left out; a non-list answer is an error", function()
+      local send, log = fake('{"cdn":[{"id":null,"domain":"a.example"},{"id":1.5,"domain":"b.example"},' ..
+        '{"id":"7","domain":"c.example"},{"id":0,"domain":"d.example"}]}')
+      local c = cdnkit.plcloud { username = "demo", password = PASSWORD, transport = send, retry = false }
+      local r = c:refresh { urls = { "http://a.example/1", "http://b.example/1", "http://c.example/1",
+                                     "http://d.example/1" } }
+      assert.equal(1, r.done) -- c.example, id "7"
+      assert.equal(3, #r.failed)
+      for _, f in ipairs(r.failed) do assert.equal("unknown_domain", f.err.code) end
+      assert.equal("PUT http://svc.example/v1.0/cdn/cache_flush", log[#log])
+      c:close()
+      local c2 = cdnkit.plcloud { username = "demo", password = PASSWORD, transport = fake('{"cdn":"x"}'),
+                                  retry = false }
+      local r2 = c2:refresh { urls = { "http://a.example/1" } }
+      assert.equal("json", r2.failed[1].err.code)
+      c2:close()
     end)
   end)
 
@@ -323,6 +414,12 @@ describe("plcloud", function()
       raises("has no method 'lst'", function() pl.cdn:lst() end)
       raises("table of named parameters", function() pl.cdn:recharge(10) end)
       raises("'flow'", function() pl.cdn:recharge {} end)
+      raises("one of the parameters 'urls', 'dirs' is required", function() pl.cdn:cache_flush(206801, {}, {}) end)
+      raises("'type' does not match", function() pl.cdn:request_log(206801, "2026-12-01T00:00:00") end)
+      raises("isoformat", function() pl.cdn:request_log(206801, "cache", "2026-12-01T00:00:00Z") end)
+      raises("did you mean 'cdn.cache_flush'", function() pl:help("cache_flush") end)
+      raises("client.cdn:list%(%.%.%.%)", function() pl["cdn.list"]() end)
+      raises("call refresh with a colon", function() pl.refresh { urls = {} } end)
       raises("'origin_ips' must not be empty", function()
         pl.cdn:create { domain = "a.com", origin_ips = {}, areas = { "cn" } }
       end)
@@ -359,6 +456,22 @@ describe("plcloud", function()
       assert.is_false(sum.complete)
       assert.equal(3, sum.untracked)
       assert.truthy(sum.untracked_reason:find("no purge%-status API"))
+    end)
+    it("a host with a port or in capitals is still the domain", function()
+      local r = pl:refresh { urls = { "http://pl-0001.example.com:80/a", "https://PL-0001.example.com/b" } }
+      assert.is_true(r.ok)
+      assert.equal(2, r.done)
+    end)
+    it("bad URLs and params raise before anything is sent", function()
+      raises("urls%[2%] must be a URL", function()
+        pl:refresh { urls = { "http://pl-0001.example.com/a", "pl-0001.example.com/b" } }
+      end)
+      raises("params.bogus is not a parameter of cdn.cache_flush", function()
+        pl:refresh { urls = { "http://pl-0001.example.com/a" }, params = { bogus = 1 } }
+      end)
+      local s = stats()
+      assert.equal(0, s.tokens_issued)
+      assert.equal(0, s.requests)
     end)
     it("a big purge of one domain goes out in calls of 100", function()
       local urls = {}

@@ -270,8 +270,9 @@ static int client_tostring(lua_State *L)
                 memcpy(kid, "***", 4);
             }
         }
-        snprintf(out, sizeof(out), "cdnkit.%s client (%s, key %s)", c->name,
-                 c->endpoint ? c->endpoint : "default endpoint", kid);
+        snprintf(out, sizeof(out), "cdnkit.%s client (%s, key %s%s)", c->name,
+                 c->endpoint ? c->endpoint : "default endpoint", kid,
+                 c->token != NULL ? ", session token set" : "");
     }
     lua_pushstring(L, out);
     return 1;

@@ -493,7 +493,6 @@ static int s_tc3_hmac_sha256(lua_State *L)
     return 1;
 }
 
-/* the registry: scheme name -> function */
 /* JSON string escape of s[0..n) into out (room for 6n + 2); returns the length */
 static size_t json_quote(char *out, const char *s, size_t n)
 {
@@ -538,7 +537,9 @@ static int s_keystone_password(lua_State *L)
     if (ul > 65536 || tl > 65536 || c->secret_len > 65536)
         return luaL_error(L, "cdnkit: keystone credentials too long");
     cap = sizeof(p1) + sizeof(p2) + sizeof(p3) + sizeof(p4) + 6 * (ul + tl + c->secret_len) + 8;
-    /* Lua-owned, so an error below leaks nothing; wiped before it is dropped */
+    /* Lua-owned, so an error below leaks nothing; wiped before it is dropped
+       (if pushing the string fails for lack of memory, the collector frees
+       it unwiped: the password is then in a Lua string anyway) */
     buf = (char *)lua_newuserdata(L, cap);
     c = cdk_client_check_secret(L, 1); /* the allocation may have run a finalizer */
     memcpy(buf + o, p1, sizeof(p1) - 1);
@@ -558,6 +559,7 @@ static int s_keystone_password(lua_State *L)
     return 1;
 }
 
+/* the registry: scheme name -> function */
 static const luaL_Reg SCHEMES[] = {
     {"aliyun_rpc_v2", s_aliyun_rpc_v2},
     {"qcloud_v2", s_qcloud_v2},

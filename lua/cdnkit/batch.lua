@@ -121,6 +121,39 @@ local function plan(self, kinds, opts, extra)
   end
   local policy = opts.retry ~= nil and retry.policy(opts.retry) or st.retry
   local jobs, rejected = {}, {}
+  if self:is_closed() then raise("cdnkit: this client is closed") end
+  -- a vendor that asks something before splitting (batch_scope): usage
+  -- mistakes raise before that request too: each item against its list
+  -- parameter's declared format, params against the batch action's
+  -- parameters (the others find them when the batches are checked)
+  for _, kj in ipairs(A.batch_scope and kinds or {}) do
+    local kind, items = kj[1], kj[2]
+    local a = #items > 0 and find_batch(st.api, kind)
+    if a then
+      local pname = kind == "refresh_dir" and a.batch.dir_param or a.batch.param
+      for _, p in ipairs(a.params or {}) do
+        if p[1] == pname and (p.format or p.pattern) then
+          for i, u in ipairs(items) do
+            local ok, msg = validate.check_item(p, u)
+            if not ok then
+              raise("cdnkit." .. A.name .. " " .. a.name .. ": " .. (kind == "refresh_dir" and "dirs" or "urls") ..
+                "[" .. i .. "] " .. msg)
+            end
+          end
+        end
+      end
+      if extra ~= nil and type(extra) == "table" then
+        for k in pairs(extra) do
+          local known = false
+          for _, p in ipairs(a.params or {}) do if p[1] == k then known = true end end
+          if not known then
+            raise("cdnkit." .. A.name .. ": params." .. tostring(k) .. " is not a parameter of " .. a.name ..
+              " (see client:help(\"" .. a.name .. "\"))")
+          end
+        end
+      end
+    end
+  end
   -- what the vendor's batches need to know first (Plcloud: the account's
   -- domains, to map each URL's host to its domain id), once per refresh
   local scope, scope_err
@@ -151,7 +184,8 @@ local function plan(self, kinds, opts, extra)
         local e = A.batch_reject(kind, u, scope, h)
         if e then
           if not by_host[h] then
-            by_host[h] = { kind = kind, urls = {}, err = errors.new(A.name, "refresh", e) }
+            local ba = find_batch(st.api, kind)
+            by_host[h] = { kind = kind, urls = {}, err = errors.new(A.name, ba and ba.name or kind, e) }
             hosts[#hosts + 1] = h
           end
           table.insert(by_host[h].urls, u)
@@ -518,7 +552,13 @@ local function run(groups, max_bytes, all)
           else
             err.attempts = j.attempts
             it.last_err = err
-            if err.reauth and not j.renewed then
+            if err.reauth and j.renewed then
+              -- a new token was refused too: not renewed again for this
+              -- vendor in this run (no login per wave)
+              err.message = err.message .. " (a new token was refused too)"
+              g.refused_fresh = true
+            end
+            if err.reauth and not j.renewed and not g.refused_fresh then
               -- the session token was refused: nothing ran; a new token
               -- before the next wave, and this batch once more at once
               j.renewed, g.renew = true, true
@@ -1008,12 +1048,20 @@ function M.install(methods, A)
     return g.report
   end
 
+  local function check_client(self, name)
+    if type(self) ~= "userdata" then
+      raise("cdnkit: call " .. name .. " with a colon: client:" .. name .. "{ urls = {...} }")
+    end
+  end
+
   function methods.refresh(self, opts)
+    check_client(self, "refresh")
     check_opts(opts)
     return run_one(self, refresh_kinds(opts), opts)
   end
 
   function methods.prefetch(self, opts)
+    check_client(self, "prefetch")
     check_opts(opts)
     if opts.dirs ~= nil then raise("cdnkit: prefetch takes urls only") end
     local urls = dedupe(opts.urls, "urls")

@@ -294,7 +294,10 @@ end
 local function check_self(self, name)
   local st = type(self) == "userdata" and STATE[self]
   if not st then
-    raise("cdnkit: call " .. name .. " with a colon: client:" .. name .. "{ ... }")
+    local r, m = name:match("^([%w_]+)%.([%w_]+)$")
+    raise("cdnkit: call " .. name .. " with a colon: " ..
+      (r and ("client." .. r .. ":" .. m .. "(...) or client[\"" .. name .. "\"](client, { ... })")
+         or ("client:" .. name .. "{ ... }")))
   end
   if self:is_closed() then raise("cdnkit: this client is closed") end
   return st
@@ -341,7 +344,7 @@ local function build_methods(A, V)
     local a = V.index[action]
     if not a then
       raise(type(action) == "string" and M.moved_hint(A, V, action) or
-        ("cdnkit." .. A.name .. ": unknown action '" .. tostring(action) .. "'"))
+        ("cdnkit." .. A.name .. ": unknown action '" .. tostring(action) .. "'" .. M.did_you_mean(api, action)))
     end
     local params = {}
     for i, p in ipairs(a.params or {}) do
@@ -386,7 +389,8 @@ local function build_methods(A, V)
     if fixed.method and not V.methods[fixed.method] then
       raise("cdnkit." .. A.name .. ": method must be one of the vendor's (" .. V.method_list .. ")")
     end
-    local req, meta = A.build(self, st, P, flat, fixed)
+    -- (adapters may show less of a live session token in a prepared request)
+    local req, meta = A.build(self, st, P, flat, setmetatable({ prepare = true }, { __index = fixed }))
     if fixed.explain then req.explain = meta and meta.explain end
     return req
   end
@@ -419,16 +423,24 @@ local function build_methods(A, V)
     __index = function(_, k)
       local moved = type(k) == "string" and M.moved_hint(A, V, k)
       if moved then raise(moved) end
-      local hint = ""
-      if type(k) == "string" then
-        for _, a in ipairs(api.actions) do
-          if a.name:lower() == k:lower() then hint = " - did you mean '" .. a.name .. "'?" end
-        end
-      end
+      local hint = M.did_you_mean(api, k)
       raise(("cdnkit.%s: unknown action or method '%s'%s (client:actions() lists them)")
         :format(A.name, tostring(k), hint))
     end,
   })
+end
+
+--- " - did you mean 'X'?" for a name that differs from an action's only in
+-- case, or that is the method part of a resource action ("cache_flush" for
+-- "cdn.cache_flush"); "" otherwise.
+function M.did_you_mean(api, k)
+  if type(k) ~= "string" then return "" end
+  local low = k:lower()
+  for _, a in ipairs(api.actions) do
+    local n = a.name:lower()
+    if n == low or n:match("%.([%w_]+)$") == low then return " - did you mean '" .. a.name .. "'?" end
+  end
+  return ""
 end
 
 --- For an action of another API version of the vendor: a message naming its
@@ -513,8 +525,19 @@ function M.install_resources(A, V, mt, methods)
     end
     function rm.help(res, m)
       check(res, "help")
-      if m == nil then return res.client:help() end
-      return res.client:help(rname .. "." .. tostring(m))
+      if m ~= nil then return res.client:help(rname .. "." .. tostring(m)) end
+      -- this resource's calls only
+      local t = {}
+      for _, n in ipairs(names) do t[#t + 1] = { action = rname .. "." .. n, doc = calls[n].doc } end
+      return setmetatable(t, { __tostring = function()
+        local out = { ("%s.%s (%s): %d calls"):format(A.name, rname, rdoc, #t), "" }
+        for i, n in ipairs(names) do
+          local args = {}
+          for k, x in ipairs(calls[n].args or {}) do args[k] = x == "*" and "{ ... }" or x end
+          out[#out + 1] = ("  %-44s %s"):format(rname .. ":" .. n .. "(" .. table.concat(args, ", ") .. ")", t[i].doc or "")
+        end
+        return table.concat(out, "\n")
+      end })
     end
     this_mt.__index = setmetatable(rm, { __index = function(_, k)
       raise(("cdnkit.%s: %s has no method '%s' (%s)"):format(A.name, rname, tostring(k), list))

@@ -47,11 +47,10 @@ local FORMATS = {
     local y, mo, d, h, mi, se = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)%+08:00$")
     return y and ranges_ok(y, mo, d, h, mi, se)
   end },
-  isoformat = { "YYYY-MM-DDThh:mm:ss[.ffffff] (Python isoformat(), optional +hh:mm or Z)", function(s)
+  isoformat = { "YYYY-MM-DDThh:mm:ss[.ffffff] (Python isoformat() of a naive time, no zone)", function(s)
     local y, mo, d, h, mi, se, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)(.*)$")
     if not y then return false end
-    rest = rest:gsub("^%.%d%d?%d?%d?%d?%d?", "", 1)
-    return (rest == "" or rest == "Z" or rest:match("^[+-]%d%d:%d%d$") ~= nil) and ranges_ok(y, mo, d, h, mi, se)
+    return (rest == "" or rest:match("^%.%d%d?%d?%d?%d?%d?$") ~= nil) and ranges_ok(y, mo, d, h, mi, se)
   end },
   url = { "a URL starting with http:// or https://", function(s)
     return s:match("^[hH][tT][tT][pP][sS]?://[^%c]+$") ~= nil
@@ -152,6 +151,14 @@ local function scalar(p, v, typ, item)
     if msg then return nil, msg end
     return v
   end
+end
+
+--- One item of list parameter `p` (a URL of a purge, say): true, or
+-- false and the message.
+function M.check_item(p, v)
+  local s, msg = scalar(p, v, p.item or "string", true)
+  if not s then return false, msg end
+  return true
 end
 
 -- Lua array check: 1..n keys only
@@ -441,9 +448,11 @@ function M.check_plan(P, params, list_form)
   end
   local function present(n) return params[n] ~= nil and params[n] ~= core.null end
   if a.one_of then
+    -- (an empty list gives nothing: it does not count as one of them)
     local found = false
     for _, n in ipairs(a.one_of) do
-      if present(n) then found = true end
+      local v = params[n]
+      if present(n) and not (type(v) == "table" and next(v) == nil) then found = true end
     end
     if not found then
       return nil, where .. "one of the parameters '" .. concat(a.one_of, "', '") .. "' is required"

@@ -163,7 +163,8 @@ return {
       doc = "Download links of a domain's request logs.",
       params = {
         { "domain_id", "integer", required = true, query = true, min = 1, doc = DOMAIN_ID.doc },
-        { "type", "string", query = true, default = "cache", doc = "log type, default \"cache\"" },
+        { "type", "string", query = true, default = "cache", pattern = "^[%a_]+$",
+          doc = "log type (a word), default \"cache\"" },
         { "start_at", "string", query = true, format = "isoformat",
           doc = "start time, YYYY-MM-DDThh:mm:ss (Python isoformat())" },
         { "end_at", "string", query = true, format = "isoformat",

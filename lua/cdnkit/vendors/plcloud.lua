@@ -101,7 +101,9 @@ function A.init(st, opts, key_id, check_endpoint)
   st.tenant_name = opts.tenant_name or env("PLCLOUD_TENANT_NAME") or key_id -- the login name, as documented
   st.region = opts.region or env("PLCLOUD_REGION")
   st.endpoint_type = opts.endpoint_type or "publicURL"
-  st.auth_url = check_endpoint(opts.auth_url or env("PLCLOUD_AUTH_URL") or AUTH_URL, "auth_url"):gsub("/+$", "")
+  local auth_url, from = opts.auth_url, "auth_url"
+  if not auth_url then auth_url, from = env("PLCLOUD_AUTH_URL"), "auth_url (PLCLOUD_AUTH_URL)" end
+  st.auth_url = check_endpoint(auth_url or AUTH_URL, from):gsub("/+$", "")
   st.endpoint_given = st.endpoint ~= nil
   if st.endpoint then st.endpoint = st.endpoint:gsub("/+$", "") end
   -- a token given with the client: used until refused (its expiry is not known)
@@ -165,8 +167,26 @@ local function find_endpoint(st, catalog)
     (st.region and (" in region '" .. st.region .. "'") or "") .. " (regions: " .. table.concat(seen, ", ") .. ")"
 end
 
+-- a keystone answer as traces show it: the token id masked wherever it
+-- appears (found by decoding, so key order and nesting do not matter)
 local function redact_token_answer(body)
-  return (body:gsub('("token"%s*:%s*{[^{}]-"id"%s*:%s*")[^"]*"', '%1***"'))
+  local ok, d = pcall(core.json_decode, body)
+  local tok = ok and type(d) == "table" and type(d.access) == "table" and type(d.access.token) == "table"
+    and d.access.token.id
+  if type(tok) ~= "string" or tok == "" then
+    -- not the documented shape: show nothing of it that could hold the token
+    return ok and type(d) == "table" and "(keystone answer without access.token.id)" or errors.excerpt(body)
+  end
+  local out, at = {}, 1
+  while true do
+    local i, j = body:find(tok, at, true)
+    if not i then break end
+    out[#out + 1] = body:sub(at, i - 1)
+    out[#out + 1] = "***"
+    at = j + 1
+  end
+  out[#out + 1] = body:sub(at)
+  return table.concat(out)
 end
 
 -- POST {auth_url}/tokens with the password; stores the token, the endpoint
@@ -189,7 +209,7 @@ local function authenticate(client, st, exchange)
   if not status then
     local e = headers or {}
     return nil, { code = e.code or "http", message = "keystone (" .. st.auth_url .. "): " ..
-      tostring(e.message), retryable = e.code == "connect" or e.code == "timeout",
+      tostring(e.message), retryable = e.code == "connect" or e.code == "timeout" or e.code == "http",
       ambiguous = false, sent = false, curl_code = e.curl_code }
   end
   local data = core.json_decode(rbody or "")
@@ -204,8 +224,10 @@ local function authenticate(client, st, exchange)
     local msg = type(data) == "table" and type(data.error) == "table" and data.error.message
     return nil, { code = "auth_http", http_status = status, retryable = status >= 500 or status == 429,
       ambiguous = false, sent = false,
-      message = "keystone answered HTTP " .. status .. ": " ..
-        (type(msg) == "string" and msg or errors.unexpected(status, "", rbody or "")) }
+      message = "keystone answered HTTP " .. status .. " to POST " .. st.auth_url .. "/tokens: " ..
+        (type(msg) == "string" and msg or errors.unexpected(status, "", rbody or "")),
+      hint = (status == 404 or status == 405) and
+        "auth_url is the Keystone v2.0 URL, e.g. http://api.plcloud.com:5001/v2.0 (without /tokens)" or nil }
   end
   local access = type(data) == "table" and data.access
   local token = type(access) == "table" and type(access.token) == "table" and access.token
@@ -216,7 +238,7 @@ local function authenticate(client, st, exchange)
   if not st.endpoint_given then
     local url, why = find_endpoint(st, access.serviceCatalog)
     if not url then
-      return nil, { code = "catalog", http_status = status, retryable = false, ambiguous = false, sent = false,
+      return nil, { code = "catalog", retryable = false, ambiguous = false, sent = false,
         message = why, hint = "give region = one of those, or endpoint = the service URL" }
     end
     if not url:match("^https?://[^%s]+$") then
@@ -254,10 +276,17 @@ function A.session(client, st, force, exchange)
   if not force and has_token and st.endpoint and (st.token_until == nil or core.monotime() < st.token_until) then
     return true
   end
+  -- a refused or expired token is never sent again, whatever happens next
+  -- (keystone failing now must not leave it in use for the retry)
+  if has_token then
+    core.client_set_token(client, nil)
+    if force then st.token_refused = true end
+  end
   if not st.has_secret then
     core.client_set_token(client, nil)
     return nil, { code = "auth", retryable = false, ambiguous = false, sent = false,
-      message = has_token and "the token was refused (expired or revoked) and the client has no password to get another"
+      message = (has_token or st.token_refused) and
+        "the token was refused (expired or revoked) and the client has no password to get another"
         or "no token and no password",
       hint = "give username and password (or PLCLOUD_USERNAME and PLCLOUD_PASSWORD) so cdnkit can renew the token" }
   end
@@ -265,7 +294,9 @@ function A.session(client, st, force, exchange)
     return nil, { code = "auth", retryable = false, ambiguous = false, sent = false,
       message = "a password but no username: give username (or PLCLOUD_USERNAME)" }
   end
-  return authenticate(client, st, exchange)
+  local ok, err = authenticate(client, st, exchange)
+  if ok then st.token_refused = nil end
+  return ok, err
 end
 
 ---------------------------------------------------------------------------
@@ -330,8 +361,10 @@ function A.build(client, st, P, flat, fixed)
   end
   local endpoint = fixed.endpoint or st.endpoint or "{endpoint from the service catalog}"
   local url = endpoint .. path .. (qs ~= "" and ("?" .. qs) or "")
-  local headers = { Accept = JSON, ["User-Agent"] = st.user_agent,
-                    ["X-Auth-Token"] = fixed.token or core.client_token(client) or "{token from keystone}" }
+  -- prepare() shows the live token only when given one (a REPL prints it)
+  local token = fixed.token or (fixed.prepare and "{token: give prepare's token = to show one}")
+    or core.client_token(client) or "{token from keystone}"
+  local headers = { Accept = JSON, ["User-Agent"] = st.user_agent, ["X-Auth-Token"] = token }
   if payload then headers["Content-Type"] = JSON end
   local req = transport.request(st, method, url, headers, payload)
   local meta = {}
@@ -365,10 +398,9 @@ function A.parse(st, action, status, headers, body, meta)
   local msg = type(e.message) == "string" and e.message or errors.unexpected(status, headers["content-type"] or "", body)
   if status == 401 then
     -- the token was refused (expired, revoked): nothing ran; the engine
-    -- renews it and resends once when it can
+    -- calls session() to renew it (which drops it first) and resends once
     return nil, { code = "auth", http_status = 401, message = "the token was refused: " .. msg, request_id = rid,
-      retryable = false, ambiguous = false, reauth = st.has_secret or nil,
-      hint = not st.has_secret and "give username and password so cdnkit can renew the token" or nil }
+      retryable = false, ambiguous = false, reauth = true }
   end
   local code = type(e.title) == "string" and e.title:gsub("%s+", "") or "http"
   if code == "" then code = "http" end
@@ -380,13 +412,26 @@ end
 -- refresh{} / prefetch{}: URLs go to their domain's cache_flush
 
 --- Once per refresh: the account's domains (host -> domain id).
+-- a URL's host as the account's domain list names it: no port, no
+-- trailing dot, lower case
+local function domain_of(host)
+  return (host:gsub(":%d*$", ""):gsub("%.$", ""):lower())
+end
+
 function A.batch_scope(client, st, invoke)
   local list, err = invoke("cdn.list", {})
   if not list then return nil, err end
+  if type(list) ~= "table" then
+    return nil, { code = "json", retryable = false, message = "cdn.list answered no list of domains" }
+  end
   local hosts = {}
-  for _, d in ipairs(type(list) == "table" and list or {}) do
-    if type(d) == "table" and type(d.domain) == "string" and d.id ~= nil then
-      hosts[d.domain:lower()] = d.id
+  for _, d in ipairs(list) do
+    local id = type(d) == "table" and d.id
+    if type(id) == "string" and id:match("^%d+$") then id = tonumber(id) end
+    -- only ids cache_flush can take (a positive integer)
+    if type(d) == "table" and type(d.domain) == "string" and type(id) == "number" and id >= 1 and
+       id == math.floor(id) then
+      hosts[domain_of(d.domain)] = id
     end
   end
   return { hosts = hosts }
@@ -394,9 +439,9 @@ end
 
 --- An item that cannot be sent: its error, or nil.
 function A.batch_reject(kind, item, scope, host)
-  if not scope.hosts[host] then
+  if not scope.hosts[domain_of(host)] then
     return { code = "unknown_domain", retryable = false, ambiguous = false, sent = false,
-             message = "'" .. host .. "' is not one of the account's domains (pl.cdn:list())" }
+             message = "'" .. domain_of(host) .. "' is not one of the account's domains (pl.cdn:list())" }
   end
 end
 
@@ -407,7 +452,7 @@ function A.batch_params(kind, items, extra, version, scope, host)
     p.urls = items
     return "cdn.prefetch", p
   end
-  p.domain_id = scope.hosts[host]
+  p.domain_id = scope.hosts[domain_of(host)]
   if kind == "refresh_dir" then p.dirs = items else p.urls = items end
   return "cdn.cache_flush", p
 end
