@@ -122,6 +122,8 @@ local function plan(self, kinds, opts, extra)
   local policy = opts.retry ~= nil and retry.policy(opts.retry) or st.retry
   local jobs, rejected = {}, {}
   if self:is_closed() then raise("cdnkit: this client is closed") end
+  -- inside nginx: a phase where nothing may be sent raises here, at the call
+  if st.route then transport.route(st) end
   -- a vendor that asks something before splitting (batch_scope): usage
   -- mistakes raise before that request too: each item against its list
   -- parameter's declared format, params against the batch action's
@@ -320,7 +322,7 @@ local function send_round(items, max_bytes)
   local lua_groups, lua_order = {}, {}
   for i, it in ipairs(items) do
     local g = it.group
-    if g.st.curl then
+    if g.st.curl and not (g.st.route and transport.route(g.st)) then
       runner = runner or g.st.curl
       local k = #curl_reqs + 1
       curl_reqs[k] = it.req

@@ -117,9 +117,11 @@ end
 local learn_clock = M.learn_clock
 
 -- one request on the client's transport -> status, headers, body | nil, err
-local function send(st, req)
+-- (inside nginx the phase decides: cosockets, or libcurl at start-up)
+local function send(st, req, always_headers)
   local curl = st.curl
-  if curl then return curl:_perform(req, st.trace ~= nil) end
+  if st.route and transport.route(st) then curl = nil end
+  if curl then return curl:_perform(req, always_headers or st.trace ~= nil) end
   return transport.lua_send(st.send, req)
 end
 
@@ -132,12 +134,7 @@ function M.exchange(st, action, req, shown, redact)
   if st.trace then
     trace(st, { event = "request", vendor = vendor, action = action, request = shown or redact_req(req) })
   end
-  local status, headers, body
-  if st.curl then
-    status, headers, body = st.curl:_perform(req, true)
-  else
-    status, headers, body = transport.lua_send(st.send, req)
-  end
+  local status, headers, body = send(st, req, true)
   if status and type(headers) == "string" then headers = core.parse_headers(headers) end
   if st.trace and status then
     trace(st, { event = "response", vendor = vendor, action = action, status = status, headers = headers,
@@ -675,7 +672,7 @@ function M.new(A, opts)
     endpoint = endpoint, method = method,
     -- where requests go: the endpoint and the version's path, and its GET prefix
     url = endpoint and endpoint .. V.path, url_get = endpoint and endpoint .. V.path .. "?",
-    curl = T.curl, send = T.send, send_many = T.send_many,
+    curl = T.curl, send = T.send, send_many = T.send_many, route = T.route, ngx_only = T.ngx_only,
     trace = opts.trace,
     retry = retry.policy(opts.retry), sleep = make_sleep(opts.sleep), clock_offset = 0,
     rate = opts.rate,

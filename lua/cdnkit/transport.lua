@@ -104,13 +104,52 @@ function M.lua_send(send, req)
   return checked(pcall(send, req))
 end
 
+-- nginx phases where cosockets (and ngx.sleep, ngx.thread) work, and those
+-- where blocking is acceptable (start-up: it only delays it)
+local COSOCKET = { rewrite = true, access = true, content = true, timer = true, ssl_cert = true,
+                   ssl_session_fetch = true, ssl_client_hello = true }
+local STARTUP = { init = true, init_worker = true, exit_worker = true }
+
+local function in_nginx()
+  local ngx = rawget(_G, "ngx")
+  return type(ngx) == "table" and type(ngx.get_phase) == "function" and type(ngx.socket) == "table"
+end
+
+--- Inside nginx: whether this call goes through the cosocket transport
+-- (true) or libcurl (false), by the current phase; raises in a phase where
+-- neither may run (set, log, header/body filter, balancer, ...).
+function M.route(st)
+  local phase = rawget(_G, "ngx").get_phase()
+  if COSOCKET[phase] then return true end
+  local vendor = st.adapter and st.adapter.name or "?"
+  if STARTUP[phase] and not st.ngx_only then return false end
+  if STARTUP[phase] then
+    raise(("cdnkit.%s: transport \"ngx\" cannot send in nginx's %s phase (no cosockets there); " ..
+      "send from a timer (ngx.timer.at(0, function() ... end)), or leave transport unset: the " ..
+      "default uses libcurl at start-up"):format(vendor, phase))
+  end
+  raise(("cdnkit.%s: cannot send in nginx's %s phase: cosockets are off there and libcurl would " ..
+    "block the worker while it serves traffic; send from a timer instead: " ..
+    "ngx.timer.at(0, function() ... end)"):format(vendor, phase))
+end
+
 --- Resolve the `transport` option of vendor `vendor` into
--- { curl = userdata } or { send = fn, send_many = fn|nil }.
+-- { curl = userdata } or { send = fn, send_many = fn|nil }, plus `route`
+-- (inside nginx: choose per call, M.route) and `ngx_only`.
 function M.resolve(opt, vendor)
+  if opt == nil and in_nginx() then
+    -- inside nginx: cosockets where they work, libcurl at start-up
+    local T = require("cdnkit.transport_ngx").new()
+    return { curl = core.curl(), send = T.send, send_many = T.send_many, route = true }
+  end
   if opt == nil or opt == "curl" then return { curl = core.curl() } end
   if opt == "ngx" then
-    raise("cdnkit." .. vendor .. ": transport \"ngx\" is not in cdnkit " .. core.VERSION ..
-      " yet; use the default (\"curl\") or a { send = function(req) ... end } table")
+    if not in_nginx() then
+      raise("cdnkit." .. vendor .. ": transport \"ngx\" works inside nginx (OpenResty, " ..
+        "lua-nginx-module) only; outside it use the default (\"curl\")")
+    end
+    local T = require("cdnkit.transport_ngx").new()
+    return { send = T.send, send_many = T.send_many, route = true, ngx_only = true }
   end
   if type(opt) == "function" then return { send = opt } end
   if type(opt) == "table" then

@@ -140,6 +140,10 @@ def json_response(status, obj, headers=None):
 # --------------------------------------------------------------------------
 class State:
     def __init__(self, latency, skew, task_seconds):
+        self.hold_gate = threading.Event()
+        self.hold_gate.set()
+        self.held = 0
+        self.max_held = 0
         self.lock = threading.Lock()
         self.latency = latency
         self.skew = skew
@@ -170,6 +174,7 @@ class State:
         self.request_log = collections.deque(maxlen=REQUEST_LOG_MAX)
         self.inflight = 0
         self.max_inflight = 0
+        self.max_held = 0
         self.connections = 0
         self.refreshed_urls = []
         self.refreshed_dirs = []
@@ -185,6 +190,29 @@ class State:
     def reset(self):
         with self.lock:
             self._reset_locked()
+        self.release()
+
+    # holding API requests (tests that prove a client does not block: the
+    # call stays open until the test releases it)
+    def hold(self):
+        with self.lock:
+            self.hold_gate.clear()
+
+    def release(self):
+        with self.lock:
+            self.hold_gate.set()
+
+    def wait_hold(self):
+        if self.hold_gate.is_set():
+            return
+        with self.lock:
+            self.held += 1
+            self.max_held = max(self.max_held, self.held)
+        try:
+            self.hold_gate.wait(60)
+        finally:
+            with self.lock:
+                self.held -= 1
 
     def now(self):
         return time.time() + self.skew
@@ -314,6 +342,8 @@ class State:
                 "request_log": [dict(r) for r in self.request_log],
                 "max_inflight": self.max_inflight,
                 "inflight": self.inflight,
+                "held": self.held,
+                "max_held": self.max_held,
                 "connections": self.connections,
                 "connections_accepted": self.accepted,
                 "requests_on_reused_connection": self.reused_requests,
@@ -748,6 +778,9 @@ class Handler(BaseHTTPRequestHandler):
         req.action = vendor.action_of(req)
         token = srv.state.begin(req, self)
         try:
+            # POST /__emu/hold: API requests wait here (counted in "held",
+            # and in flight) until POST /__emu/release, or 60 s at most
+            srv.state.wait_hold()
             lat = srv.state.latency
             if lat > 0:
                 time.sleep(lat)
@@ -813,6 +846,12 @@ class Handler(BaseHTTPRequestHandler):
             return json_response(200, st.stats(self.server.vendor.name))
         if name == "reset" and m == "POST":
             st.reset()
+            return json_response(200, {"ok": True})
+        if name == "hold" and m == "POST":
+            st.hold()
+            return json_response(200, {"ok": True, "held": st.held})
+        if name == "release" and m == "POST":
+            st.release()
             return json_response(200, {"ok": True})
         if name == "config" and m == "GET":
             return json_response(200, st.config())
@@ -890,12 +929,13 @@ class Handler(BaseHTTPRequestHandler):
                 clean.append(c)
             return json_response(200, {"ok": True, "faults": st.add_faults(clean)})
         vendor = self.server.vendor
-        if name not in ("stats", "reset", "config", "faults"):
+        if name not in ("stats", "reset", "config", "faults", "hold", "release"):
             resp = vendor.control(name, m, data)
             if resp is not None:
                 return resp
         return json_response(404, {"error": "unknown control endpoint %s %s" % (m, path),
                                    "endpoints": ["GET /__emu/stats", "POST /__emu/reset",
+                                                 "POST /__emu/hold", "POST /__emu/release",
                                                  "GET|POST /__emu/config",
                                                  "GET|POST /__emu/faults"] +
                                    list(vendor.CONTROL_ENDPOINTS)})
