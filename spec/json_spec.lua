@@ -693,4 +693,25 @@ describe("json under a comma-decimal locale", function()
     os.setlocale(saved, "numeric")
     assert(ok, err)
   end)
+
+  it("adopts lua-cjson's cjson.array_mt where that cjson has one (OpenResty's, 2.1.0.9+)", function()
+    local lua = arg and arg[-1] or "lua5.4"
+    local script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    -- a stand-in for a cjson with array_mt (Debian's 2.1.0 has none)
+    f:write([[
+      local mt = { __name = "cjson.array" }
+      package.preload.cjson = function() return { array_mt = mt } end
+      local cdnkit = require "cdnkit"
+      local t = cdnkit.json_decode('{"a":[],"b":[1,2]}')
+      io.write(tostring(getmetatable(t.a) == mt and getmetatable(t.b) == mt and cdnkit.array_mt == mt),
+        " ", cdnkit.json_encode(t.a), " ", cdnkit.json_encode(setmetatable({}, mt)))
+    ]])
+    f:close()
+    local p = assert(io.popen(("LUA_PATH=%q LUA_CPATH=%q %s %s 2>&1"):format(package.path, package.cpath, lua, script)))
+    local out = p:read("*a")
+    p:close()
+    os.remove(script)
+    assert.equal("true [] []", out)
+  end)
 end)

@@ -264,6 +264,7 @@ static const luaL_Reg core_funcs[] = {
     {"parse_http_date", l_parse_http_date},
     {"json_decode", cdk_json_l_decode},
     {"json_encode", cdk_json_l_encode},
+    {"use_array_mt", cdk_json_l_use_array_mt},
     {"parse_headers", cdk_http_l_parse_headers},
     {"client_class", cdk_client_class},
     {"new_client", cdk_client_new},

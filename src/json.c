@@ -60,6 +60,19 @@ void cdk_json_push_array_mt(lua_State *L)
     lua_rawsetp(L, LUA_REGISTRYINDEX, &array_mt_key);
 }
 
+/* core.use_array_mt(mt): from now on decoded arrays carry `mt` (lua-cjson's
+   cjson.array_mt, so that cjson.encode writes [] for an empty one); `mt`
+   gets __jsontype = "array", which cdnkit's encoder reads.  Per lua_State. */
+int cdk_json_l_use_array_mt(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_pushliteral(L, "array");
+    lua_setfield(L, 1, "__jsontype");
+    lua_pushvalue(L, 1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &array_mt_key);
+    return 0;
+}
+
 /* ======================================================================== */
 /* Decoder                                                                  */
 /* ======================================================================== */

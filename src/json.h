@@ -94,4 +94,7 @@ void cdk_json_push_array_mt(lua_State *L);
 int cdk_json_l_decode(lua_State *L);
 int cdk_json_l_encode(lua_State *L);
 
+/* core.use_array_mt(mt): decoded arrays carry mt from now on */
+int cdk_json_l_use_array_mt(lua_State *L);
+
 #endif /* CDNKIT_JSON_H */

@@ -6,6 +6,17 @@
 local core = require "cdnkit.core"
 local adapter = require "cdnkit.adapter"
 
+-- lua-cjson 2.1.0.9 and later (OpenResty's) mark arrays with cjson.array_mt;
+-- where it is there, decoded arrays carry it, so cjson.encode(result) writes
+-- [] for an empty array as cdnkit.json_encode does
+do
+  local ok, cjson = pcall(require, "cjson")
+  if ok and type(cjson) == "table" and type(cjson.array_mt) == "table" and core.array_mt ~= cjson.array_mt then
+    core.use_array_mt(cjson.array_mt)
+    core.array_mt = cjson.array_mt
+  end
+end
+
 local M = {
   VERSION = core.VERSION,
   null = core.null,
