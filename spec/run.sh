@@ -2,8 +2,8 @@
 # spec/run.sh - run the test stages and print one closing line
 #   tests: N passed, N failed
 # Stages: emulator selftest (python), busted specs, and when asked
-# (SANITIZE=1) the specs again against the ASan/UBSan build, and (VALGRIND=1)
-# a core workload under valgrind.  ASAN=1 runs only the sanitizer stage.
+# (SANITIZE=1) the specs again against the ASan/UBSan build, (VALGRIND=1)
+# a core workload under valgrind, and (OPENRESTY=1) cdnkit inside nginx.  ASAN=1 runs only the sanitizer stage.
 LUA=${LUA:-lua5.4}
 passed=0
 failed=0
@@ -82,6 +82,24 @@ if [ "${SANITIZE:-0}" = 1 ] || [ "${ASAN:-0}" = 1 ]; then
   run_busted "busted specs under ASan/UBSan" CDNKIT_CPATH="build/asan/?.so" \
     LD_PRELOAD="$asan $ubsan" ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:halt_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 CDNKIT_SLOW_OK=1
+fi
+
+if [ "${OPENRESTY:-0}" = 1 ]; then
+  # cdnkit inside nginx (lua-nginx-module, LuaJIT build) against the emulators
+  echo "== OpenResty (nginx + lua-nginx-module)"
+  out=$(mktemp)
+  python3 spec/openresty/test_openresty.py >"$out" 2>&1
+  grep -E '^(not ok|openresty)' "$out" | tail -n 20
+  line=$(grep -E '^openresty: [0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+  if [ -n "$line" ]; then
+    p=$(echo "$line" | sed -E 's/^openresty: ([0-9]+) passed, ([0-9]+) failed.*/\1/')
+    f=$(echo "$line" | sed -E 's/^openresty: ([0-9]+) passed, ([0-9]+) failed.*/\2/')
+    passed=$((passed + p)); failed=$((failed + f)); [ "$f" -eq 0 ] || { rc=1; tail -n 60 "$out"; }
+  else
+    echo "  (the OpenResty test printed no summary: counted as 1 failure)"; tail -n 40 "$out"
+    failed=$((failed + 1)); rc=1
+  fi
+  rm -f "$out"
 fi
 
 if [ "${FUZZ:-0}" = 1 ]; then

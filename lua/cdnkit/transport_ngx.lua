@@ -8,7 +8,8 @@
 --
 -- What it does: one connection per request from nginx's keep-alive pool
 -- (per scheme, host, port and TLS verification), TLS with SNI and
--- verification (trusted CAs from nginx's lua_ssl_trusted_certificate), the
+-- verification (trusted CAs from nginx's lua_ssl_trusted_certificate; host
+-- names are resolved by nginx's `resolver`), the
 -- request's connect / send / read timeouts (each read or write; the whole
 -- request is bounded by the engine's deadline), Content-Length and chunked
 -- answers and answers delimited by the connection's end, the same body cap
@@ -181,7 +182,10 @@ local function attempt(req, scheme, host, port, authority, path, fresh)
   end
   local reused = (sock:getreusedtimes() or 0) > 0
   if scheme == "https" and not reused then
-    local sess, herr = sock:sslhandshake(nil, host, verify)
+    -- SNI and the name check are for DNS names; for an IP address (no SNI
+    -- by RFC 6066) nginx verifies the certificate chain only
+    local is_ip = host:match("^%d+%.%d+%.%d+%.%d+$") or host:find(":", 1, true)
+    local sess, herr = sock:sslhandshake(nil, not is_ip and host or nil, verify)
     if not sess then
       sock:close()
       return nil, err("tls", "TLS handshake with " .. host .. " failed: " .. tostring(herr) ..

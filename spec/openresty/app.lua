@@ -68,6 +68,44 @@ function M.explicit()
           tasks_is_array = res and getmetatable(res.Domains) == cdnkit.array_mt or false }
 end
 
+-- the ngx transport on its own, against answers of every shape
+function M.tx()
+  local T = require "cdnkit.transport_ngx"
+  local raw = "http://127.0.0.1:" .. ngx.var.arg_raw
+  local out = {}
+  local function try(name, req)
+    req.timeout = req.timeout or 5
+    req.connect_timeout = 2
+    req.max_body = req.max_body or 1048576
+    if req.idempotent == nil then req.idempotent = true end
+    local status, headers, body = T.send(req)
+    if status then
+      out[name] = { status = status, len = #body, head = body:sub(1, 8), tail = body:sub(-3),
+                    method = headers["x-method"], conn = headers["x-conn"] }
+    else
+      out[name] = { err = headers.code, message = headers.message, overflow = headers.overflow,
+                    sent = headers.sent }
+    end
+  end
+  try("chunked", { method = "GET", url = raw .. "/chunked" })
+  try("close", { method = "GET", url = raw .. "/close" })
+  try("big", { method = "GET", url = raw .. "/big", max_body = 100000 })
+  try("nocontent", { method = "GET", url = raw .. "/nocontent" })
+  try("post", { method = "POST", url = raw .. "/echo", body = "hello", headers = { ["Content-Type"] = "text/plain" } })
+  -- keep-alive: two idempotent calls in a row share a connection; a
+  -- non-idempotent one gets its own
+  try("ka1", { method = "GET", url = raw .. "/echo" })
+  try("ka2", { method = "GET", url = raw .. "/echo" })
+  try("fresh", { method = "POST", url = raw .. "/echo", body = "x", idempotent = false })
+  try("timeout", { method = "GET", url = raw .. "/slow", timeout = 0.3 })
+  try("refused", { method = "GET", url = "http://127.0.0.1:1/" })
+  try("tls_ok", { method = "GET", url = "https://127.0.0.1:" .. ngx.var.arg_tls_ok .. "/" })
+  try("tls_bad", { method = "GET", url = "https://127.0.0.1:" .. ngx.var.arg_tls_bad .. "/" })
+  try("tls_noverify", { method = "GET", url = "https://127.0.0.1:" .. ngx.var.arg_tls_bad .. "/", verify_tls = false })
+  try("proxy", { method = "GET", url = raw .. "/echo", proxy = "http://127.0.0.1:3128" })
+  reply(out)
+end
+
 function M.in_log()
   local ok, e = pcall(M.client.PurgeUrlsCache, M.client, { Urls = { "http://www.example.com/log" } })
   results:set("log", ok and "sent" or tostring(e))

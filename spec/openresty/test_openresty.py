@@ -120,9 +120,28 @@ class Background:
         return self.result
 
 
+def make_cert(prefix, name):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    "-keyout", os.path.join(prefix, name + ".key"),
+                    "-out", os.path.join(prefix, name + ".pem")],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # nginx's workers run as another user when the master is root
+    for ext in (".key", ".pem"):
+        os.chmod(os.path.join(prefix, name + ext), 0o644)
+
+
+PORTS = {}
+
+
 def start_nginx(emu, prefix, port):
+    make_cert(prefix, "trusted")
+    make_cert(prefix, "other")
+    PORTS.update(raw=free_port(), tls_ok=free_port(), tls_bad=free_port())
     conf = open(os.path.join(HERE, "nginx.conf.in")).read()
-    for k, v in (("@ROOT@", ROOT), ("@PREFIX@", prefix), ("@PORT@", str(port)), ("@QCLOUD@", emu.url)):
+    for k, v in (("@ROOT@", ROOT), ("@PREFIX@", prefix), ("@PORT@", str(port)), ("@QCLOUD@", emu.url),
+                 ("@RAW@", str(PORTS["raw"])), ("@TLS_OK@", str(PORTS["tls_ok"])),
+                 ("@TLS_BAD@", str(PORTS["tls_bad"]))):
         conf = conf.replace(k, v)
     path = os.path.join(prefix, "nginx.conf")
     with open(path, "w") as f:
@@ -156,6 +175,7 @@ def main():
         return 1
     emu = Emu("qcloud")
     prefix = tempfile.mkdtemp(prefix="cdnkit-openresty-")
+    os.chmod(prefix, 0o755)
     os.makedirs(os.path.join(prefix, "body"))
     ngx = None
     try:
@@ -254,6 +274,35 @@ def main():
             time.sleep(0.05)
         check("a call in the log phase raises naming the phase and ngx.timer.at",
               msg is not None and "log phase" in msg and "ngx.timer.at" in msg, msg)
+
+        # the transport itself against answers of every shape
+        tx = getj(base + "/tx?raw=%d&tls_ok=%d&tls_bad=%d" % (PORTS["raw"], PORTS["tls_ok"], PORTS["tls_bad"]))
+        check("ngx transport: a chunked answer", tx["chunked"].get("len") == 5000 and
+              tx["chunked"].get("tail") == "555", tx["chunked"])
+        check("ngx transport: an answer ended by the connection's close",
+              tx["close"].get("len") == 3003 and tx["close"].get("tail") == "end", tx["close"])
+        check("ngx transport: an answer over max_body is an overflow error",
+              tx["big"].get("overflow") is True, tx["big"])
+        check("ngx transport: 204 without a body", tx["nocontent"].get("status") == 204 and
+              tx["nocontent"].get("len") == 0, tx["nocontent"])
+        check("ngx transport: a POST body arrives", tx["post"].get("head") == "hello" and
+              tx["post"].get("method") == "POST", tx["post"])
+        check("ngx transport: keep-alive reuses the connection, a non-idempotent request gets a new one",
+              tx["ka1"].get("conn") is not None and tx["ka1"].get("conn") == tx["ka2"].get("conn")
+              and tx["fresh"].get("conn") not in (None, tx["ka2"].get("conn")),
+              (tx["ka1"], tx["ka2"], tx["fresh"]))
+        check("ngx transport: a read timeout is code timeout", tx["timeout"].get("err") == "timeout",
+              tx["timeout"])
+        check("ngx transport: a refused connection is code connect, not sent",
+              tx["refused"].get("err") == "connect" and tx["refused"].get("sent") is False, tx["refused"])
+        check("ngx transport: TLS verified against lua_ssl_trusted_certificate",
+              tx["tls_ok"].get("status") == 200, tx["tls_ok"])
+        check("ngx transport: an untrusted certificate is code tls",
+              tx["tls_bad"].get("err") == "tls", tx["tls_bad"])
+        check("ngx transport: verify_tls = false accepts it", tx["tls_noverify"].get("status") == 200,
+              tx["tls_noverify"])
+        check("ngx transport: a proxy is refused with a message", tx["proxy"].get("err") == "http" and
+              "proxies" in (tx["proxy"].get("message") or ""), tx["proxy"])
 
         # transport = "ngx" given explicitly; arrays keep their marker
         x = getj(base + "/explicit")
