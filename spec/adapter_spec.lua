@@ -253,7 +253,7 @@ describe("transport contract", function()
     raises_with("the table needs a send function", with({}))
     raises_with("send_many must be a function", with({ send = print, send_many = 1 }))
     raises_with("unknown field 'sned'", with({ send = print, sned = print }))
-    raises_with("transport \"ngx\" is not in cdnkit", with("ngx"))
+    raises_with("transport \"ngx\" works inside nginx %(OpenResty, lua%-nginx%-module%) only", with("ngx"))
     assert.is_userdata(with("curl")())
   end)
 
