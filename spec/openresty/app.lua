@@ -36,7 +36,9 @@ function M.refresh()
   local urls = {}
   for i = 1, n do urls[i] = ("http://www.example.com/f/%05d"):format(i) end
   local r = M.client:refresh { urls = urls, concurrency = c }
-  reply { ok = r.ok, done = r.done, batches = r.batches, failed = #r.failed }
+  local sum = ngx.var.arg_wait and r:wait { timeout = 20, interval = 0.2 } or nil
+  reply { ok = r.ok, done = r.done, batches = r.batches, failed = #r.failed,
+          complete = sum and sum.complete, first_error = r.failed[1] and err_table(r.failed[1].err) }
 end
 
 function M.timer()

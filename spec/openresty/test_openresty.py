@@ -220,6 +220,15 @@ def main():
               rep.get("done") == 3000 and rep.get("failed") == 0 and len(s["refreshed_urls"]) == 3000
               and len(set(s["refreshed_urls"])) == 3000, (rep, len(s["refreshed_urls"])))
 
+        # retries (backoff with ngx.sleep) and report:wait inside nginx
+        emu.ctl("/__emu/reset")
+        emu.ctl("/__emu/faults", {"faults": [{"kind": "http503", "count": 1}]})
+        rep = getj(base + "/refresh?n=2500&c=2&wait=1", timeout=60)
+        s = emu.stats()
+        check("a batch failing once is retried, and report:wait sees every task done",
+              rep.get("ok") is True and rep.get("done") == 2500 and rep.get("complete") is True
+              and len(set(s["refreshed_urls"])) == 2500, (rep, s.get("requests")))
+
         # (c) one module-level client, two requests and a timer at once
         emu.ctl("/__emu/reset")
         emu.ctl("/__emu/hold")
