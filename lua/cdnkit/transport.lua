@@ -2,7 +2,9 @@
 -- engine (client.lua, batch.lua) signs, paces and retries for every transport
 -- alike.  The `transport` client option is
 --   "curl"                    libcurl in the C core (the default)
---   "ngx"                     nginx cosockets (comes with the OpenResty transport)
+--   "ngx"                     nginx cosockets (transport_ngx.lua); inside nginx
+--                             the default (nil) picks it per call in the phases
+--                             where cosockets work, libcurl at start-up (M.route)
 --   function(req)             a bare function is `send`
 --   { send = fn, send_many = fn }
 -- send(req) -> status, headers, body | nil, err
