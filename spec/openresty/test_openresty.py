@@ -160,7 +160,13 @@ def start_nginx(emu, prefix, port):
             time.sleep(0.05)
         if p.poll() is not None:
             break
-    raise SystemExit("nginx did not start: " + (p.stderr.read().decode() if p.poll() is not None else "")
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    raise SystemExit("nginx did not start: " + (p.stderr.read().decode() if p.stderr else "")
                      + open(os.path.join(prefix, "error.log")).read()[-2000:])
 
 
