@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <curl/curl.h>
 #include "compat.h"
 #include "client.h"
@@ -155,6 +156,20 @@ static int l_nonce_int(lua_State *L)
     return 1;
 }
 
+/* core.file_mode(path) -> the permission bits (st_mode & 07777) | nil, err */
+static int l_file_mode(lua_State *L)
+{
+    struct stat sb;
+    const char *path = luaL_checkstring(L, 1);
+    if (stat(path, &sb) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, strerror(errno));
+        return 2;
+    }
+    lua_pushinteger(L, (lua_Integer)(sb.st_mode & 07777));
+    return 1;
+}
+
 /* core.env_set(name) -> whether the environment variable is set and not
    empty, without making its value a Lua string (for secrets the C core
    reads itself) */
@@ -258,6 +273,7 @@ static const luaL_Reg core_funcs[] = {
     {"random_bytes", l_random_bytes},
     {"now", l_now},
     {"env_set", l_env_set},
+    {"file_mode", l_file_mode},
     {"monotime", l_monotime},
     {"sleep", l_sleep},
     {"iso8601", l_iso8601},

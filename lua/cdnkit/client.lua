@@ -611,8 +611,49 @@ local COMMON = {
   endpoint = "string", method = "string", timeout = "number", connect_timeout = "number",
   proxy = "string", ca_file = "string", verify_tls = "boolean", user_agent = "string",
   retry = "table", transport = "any", trace = "function", max_body = "number",
-  rate = "number", sleep = "function", version = "string",
+  rate = "number", sleep = "function", version = "string", profile = "string",
 }
+
+-- The profile file (cdnkit.profile), read last: the options it names for
+-- this vendor that the options table lacks.  Credentials in the environment
+-- win over the file's (never a key id from one and a secret from the other).
+local function with_profile(A, opts)
+  if opts.profile ~= nil and type(opts.profile) ~= "string" then
+    raise("cdnkit." .. A.name .. ": option 'profile' must be a string")
+  end
+  local prof, pname = require("cdnkit.profile").options(A.name, opts.profile)
+  if next(prof) == nil then return opts end
+  local creds, env_creds = {}, false
+  for _, list in ipairs { A.credentials, A.credentials_alt or {} } do
+    for _, c in ipairs(list) do
+      creds[c[1]] = true
+      if core.env_set(c[2]) then env_creds = true end
+    end
+  end
+  if A.token then creds[A.token[1]] = true end
+  local out = {}
+  for k, v in pairs(opts) do out[k] = v end
+  for k, v in pairs(prof) do
+    local want = COMMON[k] or A.options[k]
+    if want and want ~= "function" and want ~= "table" and out[k] == nil and
+       not (env_creds and creds[k]) and k ~= "profile" and k ~= "transport" then
+      if want == "number" then
+        local n = tonumber(v)
+        if not n then
+          raise(("cdnkit.%s: profile '%s': %s must be a number, got '%s'"):format(A.name, pname, k, v))
+        end
+        v = n
+      elseif want == "boolean" then
+        if v ~= "true" and v ~= "false" then
+          raise(("cdnkit.%s: profile '%s': %s must be true or false, got '%s'"):format(A.name, pname, k, v))
+        end
+        v = v == "true"
+      end
+      out[k] = v
+    end
+  end
+  return out
+end
 
 local function check_options(A, opts)
   for k, v in pairs(opts) do
@@ -648,6 +689,7 @@ function M.new(A, opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then raise("cdnkit." .. A.name .. ": options table expected") end
   check_options(A, opts)
+  opts = with_profile(A, opts)
   local ver = opts.version or A.default_version
   local V = adapter.version(A, ver)
   if not V then
@@ -758,8 +800,10 @@ end
 function M.no_credentials(A, missing, creds)
   local names, envs = {}, {}
   for i, d in ipairs(creds or A.credentials) do names[i] = d[1]; envs[i] = d[2] end
+  local file = require("cdnkit.profile").path() or "~/.config/cdnkit/credentials"
   raise("cdnkit." .. A.name .. ": no credentials: give " .. table.concat(names, " and ") ..
-    ", or set " .. table.concat(envs, " and ") .. " (" .. missing .. " is missing)")
+    ", or set " .. table.concat(envs, " and ") .. ", or put them in a profile of " .. file ..
+    " (" .. missing .. " is missing)")
 end
 
 --- The key id from the options or the environment, and the secret: from the
