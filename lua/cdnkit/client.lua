@@ -433,11 +433,14 @@ end
 function M.did_you_mean(api, k)
   if type(k) ~= "string" then return "" end
   local low = k:lower()
+  local names = {}
   for _, a in ipairs(api.actions) do
     local n = a.name:lower()
     if n == low or n:match("%.([%w_]+)$") == low then return " - did you mean '" .. a.name .. "'?" end
+    names[#names + 1] = a.name
   end
-  return ""
+  -- a near miss (DescribeUserDomain, RefreshCdnUrls)
+  return require("cdnkit.suggest").hint(k, names)
 end
 
 --- For an action of another API version of the vendor: a message naming its

@@ -57,6 +57,12 @@ function M.refresh(clients, opts)
   return require("cdnkit.batch").refresh_all(clients, opts)
 end
 
+--- A report saved with `cdnkit <vendor> refresh --save FILE` (or
+-- require("cdnkit.report").save), ready for :wait{}; `client` optional.
+function M.load_report(path, client)
+  return require("cdnkit.report").load(path, client)
+end
+
 --- The API data of a vendor (read-only): actions, parameters, limits.
 -- `version` defaults to the vendor's default API version.
 function M.api(name, version)

@@ -31,6 +31,13 @@ local FORMATS = {
     local y, mo, d, h, mi, se = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d) (%d%d):(%d%d):(%d%d)$")
     return y and ranges_ok(y, mo, d, h, mi, se)
   end },
+  date_or_datetime = { "YYYY-MM-DD hh:mm:ss or YYYY-MM-DD", function(s)
+    local y, mo, d, h, mi, se = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d) (%d%d):(%d%d):(%d%d)$")
+    if not y then
+      y, mo, d = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
+    end
+    return y and ranges_ok(y, mo, d, h, mi, se)
+  end },
   iso8601 = { "YYYY-MM-DDThh:mm[:ss]Z (UTC)", function(s)
     local y, mo, d, h, mi, se = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)Z$")
     if not y then
@@ -297,7 +304,9 @@ function M.check_plan(P, params, list_form)
       return nil, where .. "parameter names must be strings, got " .. type(k)
     end
     if not byname[k] then
-      return nil, where .. "unknown parameter '" .. k .. "'" .. P.known
+      local names = {}
+      for _, p in ipairs(P.params) do names[#names + 1] = p[1] end
+      return nil, where .. "unknown parameter '" .. k .. "'" .. require("cdnkit.suggest").hint(k, names) .. P.known
     end
   end
   local out = {}

@@ -5,8 +5,8 @@
 -- name.0, name.1, ... (the vendor's `name.n` form).
 --
 -- Where the sources disagree, and what this file follows:
--- * GetCdnRefreshLog startDate/endDate: seed 000 passes a bare date, VENDORS.md
---   and the vendor page say YYYY-MM-DD hh:mm:ss; this file uses the latter.
+-- * GetCdnRefreshLog startDate/endDate: the vendor's command-line tool passes a
+--   bare date, the API page says YYYY-MM-DD hh:mm:ss; both are accepted.
 -- * GetCdnStatTop dates: the vendor page shows YYYYMMDD, seed 000 YYYY-MM-DD;
 --   `date` format here. GetCdnOverseaStatTop / GetCdnOverseaRefreshLog accept both.
 -- * RefreshCdnUrl rate: VENDORS.md 1200/min (a newer page says 10000/min).
@@ -94,8 +94,10 @@ return {
       ref = "000:282",
       idempotent = true,
       params = {
-        { "startDate", "string", format = "datetime", doc = "start, YYYY-MM-DD hh:mm:ss" },
-        { "endDate", "string", format = "datetime", doc = "end, YYYY-MM-DD hh:mm:ss" },
+        { "startDate", "string", format = "date_or_datetime",
+          doc = "start, YYYY-MM-DD hh:mm:ss (the vendor's tool also sends a bare YYYY-MM-DD)" },
+        { "endDate", "string", format = "date_or_datetime",
+          doc = "end, YYYY-MM-DD hh:mm:ss (the vendor's tool also sends a bare YYYY-MM-DD)" },
         { "taskId", "string", doc = "task_id returned by RefreshCdnUrl" },
         { "host", "string", doc = "only this domain" },
         { "url", "string", doc = "only this URL" },
