@@ -35,7 +35,7 @@ describe("cdnkit.core", function()
       assert.equal("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
         core.hmac("sha256", "Jefe", "what do ya want for nothing?", "hex"))
     end)
-    it("the Wangsu vector's string-to-sign signs as published (VENDORS.md 4.1)", function()
+    it("the Wangsu vector's string-to-sign signs as published (the vendor's documented example)", function()
       local sts = "CNC-HMAC-SHA256\n1700000000\n4e2c7c9474a3929ebab56550abde8f4361badaaf6afa9e8b765f9793076c2d3b"
       assert.equal("59531ceb688975c1b68609c22bb67ef460cc1fe80b4a68686f7cc0f253372f1d",
         core.hmac("sha256", "testSK", sts, "hex"))

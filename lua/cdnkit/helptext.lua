@@ -2,17 +2,16 @@
 -- (its __tostring, for the REPL) and the command line.
 local M = {}
 
--- "001:12049" -> "vendor-docs/001_37600d2bd59abe17.txt line 12049";
--- "VENDORS:1.5" -> "VENDORS.md section 1.5"
+-- A `ref` of the API data as people can follow it: a URL as is; "NNN:line"
+-- (a vendor document cdnkit was built from) as that document's title, from
+-- the data's `documents` table; "notes:<section>" as the data's title for it.
 function M.ref(api, ref)
   if type(ref) ~= "string" then return nil end
-  local num, line = ref:match("^(%d%d%d):(%d+)$")
-  if num then
-    local file = (api.source or ""):match("(" .. num .. "_[%w_]+%.txt)")
-    return ("vendor-docs/%s line %s"):format(file or (num .. "_*.txt"), line)
-  end
-  local sec = ref:match("^VENDORS:(.+)$")
-  if sec then return "VENDORS.md section " .. sec end
+  local docs = api.documents or {}
+  local num = ref:match("^(%d%d%d):%d+$")
+  if num then return docs[num] or api.source end
+  local sec = ref:match("^notes:(.+)$")
+  if sec then return docs[sec] or api.source end
   return ref
 end
 

@@ -6,7 +6,8 @@ return {
   vendor = "aliyun",
   title = "Alibaba Cloud CDN",
   api_version = "2014-11-11",
-  source = "vendor-docs/001_37600d2bd59abe17.txt",
+  source = "Alibaba Cloud CDN API reference, version 2014-11-11",
+  documents = { ["001"] = "Alibaba Cloud CDN API reference, version 2014-11-11 (retired by Alibaba in 2023)" },
   limits = { per_second = 50 },
   actions = {
 

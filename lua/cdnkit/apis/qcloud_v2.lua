@@ -9,15 +9,23 @@
 --   bare date, the API page says YYYY-MM-DD hh:mm:ss; both are accepted.
 -- * GetCdnStatTop dates: the vendor page shows YYYYMMDD, seed 000 YYYY-MM-DD;
 --   `date` format here. GetCdnOverseaStatTop / GetCdnOverseaRefreshLog accept both.
--- * RefreshCdnUrl rate: VENDORS.md 1200/min (a newer page says 10000/min).
--- * GetCdnOriginStat hosts: VENDORS.md max 20 (one vendor page says 5).
+-- * RefreshCdnUrl rate: the API page says 1200/min (a newer page says 10000/min).
+-- * GetCdnOriginStat hosts: max 20 (one vendor page says 5).
 -- * GetCdnOverseaProvIspHyDetailStat statType: the six values its page lists.
 -- * GetCertificates: offset and limit required, items at data.hosts, max 100.
 return {
   vendor = "qcloud",
   title = "Tencent Cloud CDN",
   api_version = "v2",
-  source = "vendor-docs/000_822d386839056872.txt, 003_0864bfd8a988ecd5.txt; VENDORS.md 1.5-1.6",
+  source = "Tencent Cloud CDN API v2 (cdn.api.qcloud.com/v2/index.php): the guide of Tencent's command-line tool "
+    .. "QcloudCdnTools_V2.py and the API reference pages",
+  -- what the actions' `ref`s name
+  documents = {
+    ["000"] = "Tencent Cloud CDN API v2, guide of the command-line tool QcloudCdnTools_V2.py",
+    ["003"] = "Tencent Cloud CDN API v2 reference, GetCdnOverseaProvIspDetailStat page",
+    ["1.5"] = "Tencent Cloud CDN API v2 reference, mainland China actions",
+    ["1.6"] = "Tencent Cloud CDN API v2 reference, overseas actions",
+  },
   limits = { per_second = 20 },
   actions = {
     ---------------------------------------------------------------------------
@@ -328,12 +336,12 @@ return {
     },
 
     ---------------------------------------------------------------------------
-    -- Mainland actions (VENDORS.md 1.5)
+    -- Mainland actions (the v2 reference's mainland China pages)
     ---------------------------------------------------------------------------
     {
       name = "UpdateCdnHost",
       doc = "Change the origin of an online domain (old API; returns the domain like GetHostInfoById).",
-      ref = "VENDORS:1.5",
+      ref = "notes:1.5",
       idempotent = false,
       params = {
         { "hostId", "integer", required = true, doc = "domain id" },
@@ -345,7 +353,7 @@ return {
     {
       name = "SetHttpsInfo",
       doc = "Configure HTTPS (certificate, origin protocol, forced redirects, HTTP/2) for a domain.",
-      ref = "VENDORS:1.5",
+      ref = "notes:1.5",
       idempotent = true,
       params = {
         { "host", "string", required = true, doc = "domain name" },
@@ -363,7 +371,7 @@ return {
     {
       name = "GetCdnHostsDetailStatistics",
       doc = "Detail time series (bandwidth, flux, requests, hits, status codes) for up to 10 domains (60 days).",
-      ref = "VENDORS:1.5",
+      ref = "notes:1.5",
       idempotent = true,
       params = {
         { "startTime", "string", required = true, format = "datetime", doc = "YYYY-MM-DD hh:mm:ss" },
@@ -381,7 +389,7 @@ return {
     {
       name = "GetCdnOriginStat",
       doc = "Origin-pull detail time series (bandwidth, flux, requests, failures) for domains.",
-      ref = "VENDORS:1.5",
+      ref = "notes:1.5",
       idempotent = true,
       params = {
         { "startTime", "string", required = true, format = "datetime", doc = "YYYY-MM-DD hh:mm:ss" },
@@ -396,7 +404,7 @@ return {
     {
       name = "GetCdnProvIspDetailStat",
       doc = "Mainland 5-minute bandwidth detail per province and ISP for up to 5 domains on one day.",
-      ref = "VENDORS:1.5",
+      ref = "notes:1.5",
       idempotent = true,
       params = {
         { "date", "string", required = true, format = "date", doc = "YYYY-MM-DD" },
@@ -408,7 +416,7 @@ return {
     {
       name = "GetTimeBandwidth",
       doc = "Bandwidth series for monthly-95 billing (whitelisted accounts).",
-      ref = "VENDORS:1.5",
+      ref = "notes:1.5",
       idempotent = true,
       params = {
         { "start", "string", required = true, doc = "start time" },
@@ -420,7 +428,7 @@ return {
     {
       name = "CdnPusherV2",
       doc = "Prefetch URLs to CDN nodes (beta; split into one task per domain; max 20 per call).",
-      ref = "VENDORS:1.5",
+      ref = "notes:1.5",
       idempotent = true,
       params = {
         { "urls", "list", required = true, max_items = 20, format = "url",
@@ -432,7 +440,7 @@ return {
     {
       name = "CdnUrlPusher",
       doc = "Prefetch URLs to CDN nodes; returns one unique task_id (max 20 per call, 1000 per day).",
-      ref = "VENDORS:1.5",
+      ref = "notes:1.5",
       idempotent = true,
       params = {
         { "urls", "list", required = true, max_items = 20, format = "url",
@@ -445,7 +453,7 @@ return {
     {
       name = "GetPushLogs",
       doc = "Query prefetch tasks (CdnPusherV2 tasks: dates + taskId; CdnUrlPusher tasks: taskId).",
-      ref = "VENDORS:1.5",
+      ref = "notes:1.5",
       idempotent = true,
       params = {
         { "startDate", "string", format = "datetime", doc = "YYYY-MM-DD hh:mm:ss" },
@@ -467,7 +475,7 @@ return {
     {
       name = "FlushOrPushOverall",
       doc = "Refresh or prefetch URLs/directories on mainland and/or overseas CDN in one call.",
-      ref = "VENDORS:1.5",
+      ref = "notes:1.5",
       idempotent = true,
       params = {
         { "command", "string", required = true, enum = { "push", "flush" }, doc = "push prefetch, flush refresh" },
@@ -482,7 +490,7 @@ return {
     {
       name = "GetCdnLogList",
       doc = "Get hourly log download links of a domain (V2; 30-day retention, links valid 24 h).",
-      ref = "VENDORS:1.5",
+      ref = "notes:1.5",
       idempotent = true,
       params = {
         { "host", "string", required = true, doc = "domain name" },
@@ -494,7 +502,7 @@ return {
     {
       name = "QueryCdnIp",
       doc = "Tell whether IPs are Tencent CDN nodes, with their province, ISP and status.",
-      ref = "VENDORS:1.5",
+      ref = "notes:1.5",
       idempotent = true,
       params = {
         { "ips", "list", required = true, sep = ",", max_items = 20, doc = "IPs, comma-separated, at most 20" },
@@ -504,7 +512,7 @@ return {
     {
       name = "GetCdnMonitorData",
       doc = "CDN service status: success rate and delay per province and ISP.",
-      ref = "VENDORS:1.5",
+      ref = "notes:1.5",
       idempotent = true,
       params = {},
       limits = { per_minute = 100 },
@@ -512,21 +520,21 @@ return {
     {
       name = "GetCdnMiddleSourceList",
       doc = "List the IPs of the CDN middle source (origin shield) nodes.",
-      ref = "VENDORS:1.5",
+      ref = "notes:1.5",
       idempotent = true,
       params = {},
     },
     {
       name = "GetPayType",
       doc = "Get the billing cycle and billing method of the account.",
-      ref = "VENDORS:1.5",
+      ref = "notes:1.5",
       idempotent = true,
       params = {},
     },
     {
       name = "UpdatePayType",
       doc = "Set the daily billing method (bandwidth or flux).",
-      ref = "VENDORS:1.5",
+      ref = "notes:1.5",
       idempotent = false,
       params = {
         { "payType", "string", required = true, enum = { "bandwidth", "flux" }, doc = "bandwidth or flux" },
@@ -535,7 +543,7 @@ return {
     {
       name = "StartCdnService",
       doc = "Open the mainland CDN service for the account (identity verification required).",
-      ref = "VENDORS:1.5",
+      ref = "notes:1.5",
       idempotent = false,
       params = {
         { "payType", "string", required = true, enum = { "flux", "bandwidth" }, doc = "flux or bandwidth" },
@@ -550,21 +558,21 @@ return {
     {
       name = "GetPackagePrice",
       doc = "List the traffic package sizes and prices on sale.",
-      ref = "VENDORS:1.5",
+      ref = "notes:1.5",
       idempotent = true,
       params = {},
     },
     {
       name = "GetPackage",
       doc = "List the traffic packages of the account and their usage.",
-      ref = "VENDORS:1.5",
+      ref = "notes:1.5",
       idempotent = true,
       params = {},
     },
     {
       name = "OrderPackage",
       doc = "Order traffic packages (at most 5 per order); pay with PayPackageOrder.",
-      ref = "VENDORS:1.5",
+      ref = "notes:1.5",
       idempotent = false,
       params = {
         { "number", "integer", required = true, min = 1, max = 5, doc = "number of packages, at most 5" },
@@ -574,7 +582,7 @@ return {
     {
       name = "PayPackageOrder",
       doc = "Pay traffic package orders from the account balance.",
-      ref = "VENDORS:1.5",
+      ref = "notes:1.5",
       idempotent = false,
       params = {
         { "orderIds", "list", required = true, doc = "order ids from OrderPackage" },
@@ -582,12 +590,12 @@ return {
     },
 
     ---------------------------------------------------------------------------
-    -- Overseas actions (VENDORS.md 1.6)
+    -- Overseas actions (the v2 reference's overseas pages)
     ---------------------------------------------------------------------------
     {
       name = "GetCdnOverseaProvIspHyDetailStat",
       doc = "Overseas 5-minute origin-pull detail per region and ISP for up to 5 domains on one day.",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = true,
       params = {
         { "date", "string", required = true, format = "date", doc = "YYYY-MM-DD" },
@@ -603,7 +611,7 @@ return {
     {
       name = "GetCdnHostsOverseaDetailStat",
       doc = "Overseas detail time series for up to 5 domains (90 days).",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = true,
       params = {
         { "startTime", "string", required = true, format = "datetime", doc = "YYYY-MM-DD hh:mm:ss" },
@@ -618,7 +626,7 @@ return {
     {
       name = "GetCdnOverseaStat",
       doc = "Overseas flux and bandwidth of one domain on one day (5-minute points, 30 days).",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = true,
       params = {
         { "date", "string", required = true, format = "date", doc = "YYYY-MM-DD" },
@@ -628,7 +636,7 @@ return {
     {
       name = "GetCdnOverseaPv",
       doc = "Overseas requests and hit rate of one domain on one day (5-minute points, 30 days).",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = true,
       params = {
         { "date", "string", required = true, format = "date", doc = "YYYY-MM-DD" },
@@ -638,7 +646,7 @@ return {
     {
       name = "GetCdnOverseaStatusCode",
       doc = "Overseas status code statistics of one domain on one day (5-minute points, 30 days).",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = true,
       params = {
         { "date", "string", required = true, format = "date", doc = "YYYY-MM-DD" },
@@ -648,7 +656,7 @@ return {
     {
       name = "GetOvCdnHyStat",
       doc = "Overseas origin-pull usage, failures or 4xx series of one domain on one day.",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = true,
       params = {
         { "host", "string", required = true, doc = "domain name" },
@@ -660,14 +668,14 @@ return {
     {
       name = "GetOvIdMapping",
       doc = "Map overseas region codes to continent and country/region names.",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = true,
       params = {},
     },
     {
       name = "GetCdnOverseaStatTop",
       doc = "Overseas TOP 1000 URLs by flux or requests for domains/projects (90 days).",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = true,
       params = {
         { "startDate", "string", required = true, pattern = "^%d%d%d%d%-?%d%d%-?%d%d$",
@@ -683,7 +691,7 @@ return {
     {
       name = "RefreshCdnOverSeaUrl",
       doc = "Purge URLs from the overseas CDN cache (max 1000 per call, 10000 per day).",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = true,
       params = {
         { "urls", "list", required = true, max_items = 1000, format = "url",
@@ -694,7 +702,7 @@ return {
     {
       name = "RefreshCdnOverSeaDir",
       doc = "Purge directories from the overseas CDN cache (max 20 per call, 100 per day).",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = true,
       params = {
         { "dirs", "list", required = true, max_items = 20, format = "url",
@@ -705,7 +713,7 @@ return {
     {
       name = "CdnOverseaPushser",
       doc = "Prefetch URLs to overseas CDN nodes (max 20 per call, 1000 per day).",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = true,
       params = {
         { "urls", "list", required = true, max_items = 20, format = "url",
@@ -716,7 +724,7 @@ return {
     {
       name = "GetCdnOverseaRefreshLog",
       doc = "Query overseas refresh records of one day (within 30 days).",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = true,
       params = {
         { "date", "string", required = true, pattern = "^%d%d%d%d%-?%d%d%-?%d%d$",
@@ -728,7 +736,7 @@ return {
     {
       name = "GetCdnOverseaPushLogs",
       doc = "Query overseas prefetch tasks of one day by task id or URL keyword.",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = true,
       params = {
         { "date", "string", required = true, format = "date", doc = "submission day, YYYY-MM-DD" },
@@ -739,21 +747,21 @@ return {
     {
       name = "GetFlushQuota",
       doc = "Overseas refresh and prefetch quotas (per call, per day, remaining today).",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = true,
       params = {},
     },
     {
       name = "GetCdnOverseaOpenStat",
       doc = "Overseas CDN service opening status of the account.",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = true,
       params = {},
     },
     {
       name = "GetOverseaOpList",
       doc = "Recent operation history (last 100 tasks) of an overseas domain.",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = true,
       params = {
         { "hostId", "integer", required = true, doc = "overseas domain id" },
@@ -762,7 +770,7 @@ return {
     {
       name = "DescribeOverseaCdnHosts",
       doc = "List the overseas CDN domains with their configuration (offset/limit paging).",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = true,
       params = {
         { "offset", "integer", min = 0, doc = "0-based offset, default 0" },
@@ -779,7 +787,7 @@ return {
     {
       name = "GetCdnOvHostInfo",
       doc = "Details of one overseas domain (hostId wins when both are given).",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = true,
       params = {
         { "hostId", "integer", doc = "overseas domain id (hostId or host is required)" },
@@ -790,7 +798,7 @@ return {
     {
       name = "CheckOvHost",
       doc = "Check whether a domain can be added to the CDN; returns its top-level domain.",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = true,
       params = {
         { "host", "string", required = true, doc = "domain name" },
@@ -799,7 +807,7 @@ return {
     {
       name = "GetOverseaCdnLogList",
       doc = "Hourly overseas log download links of one domain (default the last 30 days, links valid 24 h).",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = true,
       params = {
         { "host", "string", required = true, doc = "domain name" },
@@ -810,7 +818,7 @@ return {
     {
       name = "AddCdnOvHost",
       doc = "Add one overseas accelerated domain.",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = false,
       params = {
         { "host", "string", required = true, doc = "domain name" },
@@ -829,7 +837,7 @@ return {
     {
       name = "UpdateCdnOverseaConfig",
       doc = "Change the configuration of one overseas domain.",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = true,
       params = {
         { "hostId", "integer", required = true, doc = "overseas domain id" },
@@ -852,7 +860,7 @@ return {
     {
       name = "OnlineOvHost",
       doc = "Start CDN service for one overseas domain.",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = false,
       params = {
         { "hostId", "integer", required = true, doc = "overseas domain id" },
@@ -861,7 +869,7 @@ return {
     {
       name = "OfflineOvHost",
       doc = "Stop CDN service for one overseas domain.",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = false,
       params = {
         { "hostId", "integer", required = true, doc = "overseas domain id" },
@@ -870,7 +878,7 @@ return {
     {
       name = "DeleteCdnOvHost",
       doc = "Delete one overseas domain.",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = false,
       params = {
         { "hostId", "integer", required = true, doc = "overseas domain id" },
@@ -879,7 +887,7 @@ return {
     {
       name = "GetHostCertList",
       doc = "Managed (Tencent SSL) certificates usable by a domain.",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = true,
       params = {
         { "host", "string", required = true, doc = "domain name" },
@@ -888,7 +896,7 @@ return {
     {
       name = "GetCertificates",
       doc = "List the HTTPS certificates of overseas domains (offset/limit paging, max 100 per call).",
-      ref = "VENDORS:1.6",
+      ref = "notes:1.6",
       idempotent = true,
       params = {
         { "offset", "integer", required = true, min = 0, doc = "0-based offset" },
@@ -901,7 +909,7 @@ return {
       },
     },
   },
-  -- VENDORS.md 1.9: v2 action names without collected parameter docs (use client:call).
+  -- v2 action names whose parameters were not collected (use client:call).
   names_only = {
     "AddYYCdnHost",
     "CdnPusher",
