@@ -1,7 +1,17 @@
 # cdnkit - Makefile.  `make help` lists the targets.
 # Overridable: CC, CFLAGS, LUA, LUA_INCDIR, LUA_VERSION, PREFIX, DESTDIR, LUA_LIBDIR,
-# LUA_SHAREDIR, BINDIR, BUILD, WERROR.
+# LUA_SHAREDIR, BINDIR, BUILD, BUILD_ROOT, WERROR, EMU.
 
+# Given only LUA_INCDIR (luarocks passes nothing else), the Lua version is the
+# one of the headers there: LUA_VERSION_NUM 504 -> 5.4, 501 -> 5.1 (LuaJIT too)
+ifeq ($(origin LUA_VERSION),undefined)
+ifneq ($(origin LUA_INCDIR),undefined)
+LUA_VERSION := $(shell sed -n 's/^\#define[ \t]*LUA_VERSION_NUM[ \t]*\([0-9]\)0*\([0-9][0-9]*\).*/\1.\2/p' '$(LUA_INCDIR)/lua.h' 2>/dev/null)
+ifeq ($(LUA_VERSION),)
+$(error no LUA_VERSION_NUM in $(LUA_INCDIR)/lua.h: set LUA_INCDIR to the Lua headers, or LUA_VERSION)
+endif
+endif
+endif
 LUA_VERSION ?= 5.4
 LUA         ?= lua$(LUA_VERSION)
 CC          ?= cc
@@ -26,15 +36,18 @@ LIBS    = -lcurl -lcrypto
 
 SRC     = $(sort $(wildcard src/*.c))
 HDR     = $(sort $(wildcard src/*.h))
-BUILD  ?= build/$(LUA_VERSION)
+# one folder per Lua version (the rockspec builds under build/luarocks/<version>)
+BUILD_ROOT ?= build
+BUILD  ?= $(BUILD_ROOT)/$(LUA_VERSION)
 SO      = $(BUILD)/cdnkit/core.so
 ASAN_SO = build/asan/cdnkit/core.so
 JIT_SO  = build/5.1/cdnkit/core.so
+build_dir = $(patsubst %/cdnkit/core.so,%,$(1))
 JIT_INC = /usr/include/luajit-2.1
 
 DEBS = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-busted \
        pkg-config gcc make valgrind python3 ca-certificates binutils locales luarocks clang \
-       luajit2 libluajit2-5.1-dev nginx libnginx-mod-http-lua openssl
+       luajit2 libluajit2-5.1-dev nginx libnginx-mod-http-lua openssl tmux rlwrap
 
 # only for `make bench`: the local server the request-overhead runs talk to
 # (node/npm for the @alicloud/pop-core comparison are used when present)
@@ -43,7 +56,7 @@ BENCH_DEBS = nginx
 FUZZ_BIN = build/fuzz/json_fuzz
 FUZZ_SECONDS ?= 20
 
-.PHONY: install-debs bench-deps install-lib fuzz all deps check test demo sanitize valgrind bench install uninstall clean help luajit test-openresty
+.PHONY: install-debs bench-deps install-lib fuzz all deps check test demo sanitize valgrind bench install uninstall clean help luajit test-openresty repl FORCE
 
 # the vendor list, generated from the adapter files (cdnkit.vendors() reads
 # it); defined before the first rule that names it (make expands a rule's
@@ -86,7 +99,9 @@ help:
 	@echo "                 nginx (2014-11-11 V2 GET, and 2018-05-10 V3 POST), signing"
 	@echo "                 against bare HMAC (each scheme, V3/TC3 prepare), JSON against lua-cjson,"
 	@echo "                 batch concurrency (bench/README.md; results in bench/RESULTS.md)"
-	@echo "  make install   install into PREFIX=$(PREFIX) (DESTDIR honoured)"
+	@echo "  make repl      build, then ./bin/cdnkit repl (EMU=1: --emu, against the local emulators)"
+	@echo "  make install   install into PREFIX=$(PREFIX) (DESTDIR honoured); the installed"
+	@echo "                 bin/cdnkit has the install's module paths written in"
 	@echo "  make deps      only install the missing Debian packages (needs root)"
 	@echo "  make clean     remove build/"
 
@@ -114,16 +129,30 @@ install-debs:
 	  [ $$rc = 0 ] || exit 1; \
 	fi
 
-$(SO): $(SRC) $(HDR) Makefile
+# What a build folder was compiled with (compiler, flags, Lua headers): when
+# that changes (luarocks --lua-version 5.1 with PUC Lua's headers after
+# LuaJIT's, CFLAGS=-O0, ...) the core is rebuilt, not reused.  The file is
+# rewritten only when its text changes, so an unchanged build stays up to date.
+BUILD_ID = $(CC) $(CFLAGS) -I$(LUA_INCDIR) $(LIBS)
+%/.build-id: FORCE
+	@mkdir -p $(dir $@)
+	@printf '%s\n' '$(BUILD_ID)' | cmp -s - $@ || printf '%s\n' '$(BUILD_ID)' >$@
+FORCE:
+
+$(SO): $(SRC) $(HDR) Makefile $(BUILD)/.build-id
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -shared -o $@ $(SRC) $(LIBS)
 
-# the same C against the Lua 5.1 API of LuaJIT (OpenResty)
-$(JIT_SO): $(SRC) $(HDR) Makefile
+# the same C against the Lua 5.1 API of LuaJIT (OpenResty); with
+# LUA_VERSION=5.1 the rule above builds it, against LUA_INCDIR
+ifneq ($(SO),$(JIT_SO))
+$(call build_dir,$(JIT_SO))/.build-id: BUILD_ID = $(CC) $(CFLAGS) -I$(JIT_INC) $(LIBS)
+$(JIT_SO): $(SRC) $(HDR) Makefile $(call build_dir,$(JIT_SO))/.build-id
 	@mkdir -p $(dir $@)
 	$(CC) $(subst -I$(LUA_INCDIR),-I$(JIT_INC),$(ALL_CFLAGS)) -shared -o $@ $(SRC) $(LIBS)
+endif
 
-$(ASAN_SO): $(SRC) $(HDR) Makefile
+$(ASAN_SO): $(SRC) $(HDR) Makefile $(call build_dir,$(ASAN_SO))/.build-id
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	  -fno-sanitize-recover=undefined -shared -o $@ $(SRC) $(LIBS)
@@ -164,12 +193,28 @@ demo: deps $(SO)
 bench: deps bench-deps $(SO)
 	@CDNKIT_CPATH="$(BUILD)/?.so" LUA=$(LUA) sh bench/run.sh
 
-# every Lua module under lua/cdnkit/, whatever folder it is in (no list)
+# the cdnkit command from the checkout (lua/cdnkit/repl.lua); EMU=1 runs it
+# against the local vendor emulators
+repl: $(SO) $(VENDOR_INDEX)
+	./bin/cdnkit repl$(if $(filter-out 0,$(EMU)), --emu)
+
+# The command, with this install's module folders (as they will be after
+# DESTDIR is gone) and interpreter written in: it finds its modules under any
+# PREFIX with no LUA_PATH/LUA_CPATH.  sed's special characters in the paths
+# are escaped.
+sed_esc = $(subst |,\|,$(subst &,\&,$(subst \,\\,$(1))))
+SHEBANG = $(if $(findstring /,$(LUA)),$(LUA),/usr/bin/env $(LUA))
 install: install-lib
 	install -d $(DESTDIR)$(BINDIR)
-	install -m 0755 bin/cdnkit $(DESTDIR)$(BINDIR)/cdnkit
+	sed -e '1s|^#!.*|#!$(call sed_esc,$(SHEBANG))|' \
+	    -e 's|^local LUA_SHAREDIR, LUA_LIBDIR = nil, nil.*|local LUA_SHAREDIR, LUA_LIBDIR = [==[$(call sed_esc,$(LUA_SHAREDIR))]==], [==[$(call sed_esc,$(LUA_LIBDIR))]==] -- written by make install|' \
+	    bin/cdnkit >$(DESTDIR)$(BINDIR)/cdnkit.tmp
+	grep -q '^local LUA_SHAREDIR, LUA_LIBDIR = \[==\[' $(DESTDIR)$(BINDIR)/cdnkit.tmp
+	chmod 0755 $(DESTDIR)$(BINDIR)/cdnkit.tmp
+	mv $(DESTDIR)$(BINDIR)/cdnkit.tmp $(DESTDIR)$(BINDIR)/cdnkit
 
-# the modules only (luarocks installs the command itself, see the rockspec)
+# the modules only (luarocks installs the command itself, see the rockspec):
+# every Lua module under lua/cdnkit/, whatever folder it is in (no list)
 install-lib: all
 	install -d $(DESTDIR)$(LUA_LIBDIR)/cdnkit
 	install -m 0755 $(SO) $(DESTDIR)$(LUA_LIBDIR)/cdnkit/core.so

@@ -127,6 +127,14 @@ fi
 
 if [ "${PACKAGING:-0}" = 1 ]; then
   echo "== packaging"
+  # what the commands below run with: no LUA_PATH/LUA_CPATH, nothing else
+  clean="env -i PATH=/usr/bin:/bin"
+  nexports() { # $1 = core.so: the symbols it exports, in one line
+    nm -D --defined-only "$1" | awk '$2 ~ /^[TDBR]$/ {print $3}' | grep -v '^_' | tr '\n' ' '
+  }
+  nmodules() { # $1 = a share/lua/<version> folder: how many cdnkit modules it holds
+    (cd "$1" && find cdnkit -name '*.lua' | wc -l)
+  }
   # luarocks make from this checkout, offline, into a scratch tree
   tree=$(mktemp -d)
   if luarocks --lua-version 5.4 make --tree "$tree" cdnkit-scm-1.rockspec >"$tree.log" 2>&1 &&
@@ -134,23 +142,80 @@ if [ "${PACKAGING:-0}" = 1 ]; then
      LUA_CPATH="$tree/lib/lua/5.4/?.so;;" \
      lua5.4 -e 'local c = require "cdnkit"; assert(#c.api("aliyun").actions == 176 and #c.api("aliyun", "2014-11-11").actions == 73)' &&
      # the packager's build exports luaopen_cdnkit_core and nothing else
-     [ "$(nm -D --defined-only "$tree/lib/lua/5.4/cdnkit/core.so" | awk '$2 ~ /^[TDBR]$/ {print $3}' | grep -v '^_' | tr '\n' ' ')" = "luaopen_cdnkit_core " ] &&
+     [ "$(nexports "$tree/lib/lua/5.4/cdnkit/core.so")" = "luaopen_cdnkit_core " ] &&
      # every module under lua/cdnkit/ is installed
-     [ "$(cd lua && find cdnkit -name '*.lua' | wc -l)" -eq "$(cd "$tree/share/lua/5.4" && find cdnkit -name '*.lua' | wc -l)" ]; then
+     [ "$(nmodules lua)" -eq "$(nmodules "$tree/share/lua/5.4")" ] &&
+     # the rock's command (luarocks' wrapper) runs as it is
+     $clean "$tree/bin/cdnkit" qcloud help PurgeUrlsCache >"$tree.out" 2>&1 &&
+     grep -q PurgeUrlsCache "$tree.out"; then
     echo "luarocks make: ok"; passed=$((passed + 1))
   else
-    echo "luarocks make: FAILED"; cat "$tree.log"; failed=$((failed + 1)); rc=1
+    echo "luarocks make: FAILED"; cat "$tree.log" "$tree.out" 2>/dev/null; failed=$((failed + 1)); rc=1
   fi
-  rm -rf "$tree" "$tree.log"
+  rm -rf "$tree" "$tree.log" "$tree.out"
+  # the same rock for LuaJIT (the Lua 5.1 API, OpenResty): LuaJIT's headers,
+  # and luajit for the command, from a luarocks config file; built after the
+  # 5.4 one, so a core reused across Lua versions would fail here
+  tree=$(mktemp -d)
+  printf 'lua_interpreter = "luajit"\nvariables = { LUA_INCDIR = "/usr/include/luajit-2.1" }\n' >"$tree.cfg"
+  if LUAROCKS_CONFIG_5_1="$tree.cfg" luarocks --lua-version 5.1 make --tree "$tree" cdnkit-scm-1.rockspec >"$tree.log" 2>&1 &&
+     LUA_PATH="$tree/share/lua/5.1/?.lua;$tree/share/lua/5.1/?/init.lua;;" \
+     LUA_CPATH="$tree/lib/lua/5.1/?.so;;" \
+     luajit -e 'local c = require "cdnkit"; assert(#c.api("aliyun").actions == 176 and #c.api("aliyun", "2014-11-11").actions == 73)' &&
+     [ "$(nexports "$tree/lib/lua/5.1/cdnkit/core.so")" = "luaopen_cdnkit_core " ] &&
+     [ "$(nmodules lua)" -eq "$(nmodules "$tree/share/lua/5.1")" ] &&
+     grep -q "exec '/usr/bin/luajit'" "$tree/bin/cdnkit" &&
+     $clean "$tree/bin/cdnkit" qcloud help PurgeUrlsCache >"$tree.out" 2>&1 &&
+     grep -q PurgeUrlsCache "$tree.out"; then
+    echo "luarocks make (LuaJIT): ok"; passed=$((passed + 1))
+  else
+    echo "luarocks make (LuaJIT): FAILED"; cat "$tree.log" "$tree.out" 2>/dev/null; failed=$((failed + 1)); rc=1
+  fi
+  rm -rf "$tree" "$tree.cfg" "$tree.log" "$tree.out"
   # make install into a DESTDIR
   dest=$(mktemp -d)
   if make -s install DESTDIR="$dest" PREFIX=/usr/local >/dev/null &&
      LUA_PATH="$dest/usr/local/share/lua/5.4/?.lua;$dest/usr/local/share/lua/5.4/?/init.lua;;" \
      LUA_CPATH="$dest/usr/local/lib/lua/5.4/?.so;;" \
-     lua5.4 "$dest/usr/local/bin/cdnkit" qcloud help PurgeUrlsCache >/dev/null; then
+     lua5.4 "$dest/usr/local/bin/cdnkit" qcloud help PurgeUrlsCache >/dev/null &&
+     # the command has the install's folders written in, without DESTDIR
+     grep -q '^local LUA_SHAREDIR, LUA_LIBDIR = \[==\[/usr/local/share/lua/5.4\]==\], \[==\[/usr/local/lib/lua/5.4\]==\]' \
+       "$dest/usr/local/bin/cdnkit"; then
     echo "make install: ok"; passed=$((passed + 1))
   else
     echo "make install: FAILED"; failed=$((failed + 1)); rc=1
+  fi
+  rm -rf "$dest"
+  # make install under another PREFIX: the installed command finds its
+  # modules with a clean environment, from any folder
+  dest=$(mktemp -d)
+  if make -s install PREFIX="$dest/opt" >/dev/null &&
+     [ "$(head -n 1 "$dest/opt/bin/cdnkit")" = "#!/usr/bin/env lua5.4" ] &&
+     (cd / && $clean "$dest/opt/bin/cdnkit" qcloud help PurgeUrlsCache) >"$dest/out" 2>&1 &&
+     grep -q PurgeUrlsCache "$dest/out"; then
+    echo "make install PREFIX: ok"; passed=$((passed + 1))
+  else
+    echo "make install PREFIX: FAILED"; cat "$dest/out" 2>/dev/null; failed=$((failed + 1)); rc=1
+  fi
+  rm -rf "$dest"
+  # bin/cdnkit in this checkout after `make`, with a clean environment: as
+  # ./bin/cdnkit, from another folder, through a symlink, and on LuaJIT
+  # (build/5.1, from `make luajit`) when that is built; make repl runs it
+  dest=$(mktemp -d)
+  root=$(pwd)
+  ln -s "$root/bin/cdnkit" "$dest/cdnkit"
+  if $clean ./bin/cdnkit qcloud help PurgeUrlsCache >"$dest/out" 2>&1 &&
+     grep -q PurgeUrlsCache "$dest/out" &&
+     (cd / && $clean "$root/bin/cdnkit" help) >"$dest/out" 2>&1 &&
+     (cd / && $clean "$dest/cdnkit" help) >"$dest/out" 2>&1 &&
+     { [ ! -f build/5.1/cdnkit/core.so ] ||
+       { (cd / && $clean luajit "$root/bin/cdnkit" qcloud help PurgeUrlsCache) >"$dest/out" 2>&1 &&
+         grep -q PurgeUrlsCache "$dest/out"; }; } &&
+     make -s -n repl EMU=1 | grep -qx './bin/cdnkit repl --emu' &&
+     make -s -n repl | grep -qx './bin/cdnkit repl'; then
+    echo "bin/cdnkit from the checkout: ok"; passed=$((passed + 1))
+  else
+    echo "bin/cdnkit from the checkout: FAILED"; cat "$dest/out"; failed=$((failed + 1)); rc=1
   fi
   rm -rf "$dest"
 fi

@@ -54,6 +54,80 @@ end
 
 local report_mt = {}
 report_mt.__index = report_mt
+M.report_mt = report_mt
+
+-- Reports and wait summaries print readably (print(report), tostring, the
+-- REPL): one line of counts, then a line per failed batch.
+local function plural(n, one, many)
+  return n .. " " .. (n == 1 and one or (many or one .. "s"))
+end
+
+-- URLs and directories in a list of batches ({ kind =, urls = })
+local function count_items(list)
+  local urls, dirs = 0, 0
+  for _, b in ipairs(list or {}) do
+    local n = type(b.urls) == "table" and #b.urls or 0
+    if b.kind == "refresh_dir" then dirs = dirs + n else urls = urls + n end
+  end
+  return urls, dirs
+end
+
+local function items_text(urls, dirs)
+  if dirs == 0 then return plural(urls, "URL") end
+  if urls == 0 then return plural(dirs, "directory", "directories") end
+  return plural(urls, "URL") .. " and " .. plural(dirs, "directory", "directories")
+end
+
+-- "aliyun: 2501 URLs accepted in 4 calls, 4 tasks; 0 failed", and per
+-- failed batch "  failed: refresh_url, 1000 URLs: <the error>"
+function report_mt.__tostring(r)
+  local results, failed = r.results or {}, r.failed or {}
+  local u, d = count_items(results)
+  local line = ("%s: %s accepted in %s, %s; "):format(tostring(r.vendor), items_text(u, d),
+    plural(#results, "call"), plural(#(r.task_ids or {}), "task"))
+  if #failed == 0 then
+    line = line .. "0 failed"
+  else
+    local fu, fd = count_items(failed)
+    line = line .. items_text(fu, fd) .. " failed in " .. plural(#failed, "batch", "batches")
+  end
+  local out = { line }
+  for _, b in ipairs(failed) do
+    local n = type(b.urls) == "table" and #b.urls or 0
+    local what = b.kind == "refresh_dir" and plural(n, "directory", "directories") or plural(n, "URL")
+    local e = tostring(b.err):gsub("\n", "\n    ")
+    out[#out + 1] = ("  failed: %s, %s: %s"):format(tostring(b.kind), what, e)
+  end
+  return table.concat(out, "\n")
+end
+
+-- report:wait{} summaries: "complete: 4 tasks done", or "not complete:
+-- 3 running, 1 failed, 2 untracked (reason)", and what else kept it open
+local summary_mt = {}
+summary_mt.__tostring = function(s)
+  local done, running, failed = s.done or {}, s.running or {}, s.failed or {}
+  if s.complete then return "complete: " .. plural(#done, "task") .. " done" end
+  local parts = {}
+  if #running > 0 then parts[#parts + 1] = #running .. " running" end
+  if #failed > 0 then parts[#parts + 1] = #failed .. " failed" end
+  if (s.untracked or 0) > 0 then
+    local why = tostring(s.untracked_reason or "no task id to check")
+      :gsub(" %(%d+ batch%a* accepted, not confirmable%)$", "")
+    parts[#parts + 1] = s.untracked .. " untracked (" .. why .. ")"
+  end
+  if (s.failed_batches or 0) > 0 then
+    parts[#parts + 1] = plural(s.failed_batches, "batch", "batches") .. " not accepted (report.failed)"
+  end
+  if #done > 0 then parts[#parts + 1] = #done .. " done" end
+  local out = "not complete" .. (#parts > 0 and ": " .. table.concat(parts, ", ") or "")
+  if s.timed_out then out = out .. "; the wait timed out" end
+  local errs = s.errors or {}
+  if #errs > 0 then
+    out = out .. "; " .. plural(#errs, "status query", "status queries") .. " failed, the last: " ..
+      tostring(errs[#errs]):match("^[^\n]*")
+  end
+  return out
+end
 
 -- the host of a URL (what the vendor counts as its domain), or the item itself
 local function host_of(u)
@@ -924,7 +998,7 @@ function report_mt:wait(opts, deadline)
   -- every one of them done
   sum.complete = #todo == 0 and #sum.failed == 0 and #self.failed == 0 and untracked == 0 and
     #sum.running == 0
-  return sum
+  return setmetatable(sum, summary_mt)
 end
 
 ---------------------------------------------------------------------------
@@ -1074,6 +1148,14 @@ end
 
 local multi_mt = {}
 multi_mt.__index = multi_mt
+M.multi_mt = multi_mt
+
+-- one line per vendor (each report's own lines)
+function multi_mt.__tostring(m)
+  local out = {}
+  for i, r in ipairs(m) do out[i] = tostring(r) end
+  return table.concat(out, "\n")
+end
 
 --- cdnkit.refresh({ c1, c2, ... }, { urls =, dirs =, concurrency =, ... }):
 -- the same purge on several vendors at once; returns { ok =, [i] = report }.
@@ -1141,7 +1223,12 @@ function multi_mt:wait(opts)
     sums[i] = r:wait(opts, deadline)
     if not sums[i].complete then all = false end
   end
-  return all, sums
+  -- one line per vendor
+  return all, setmetatable(sums, { __tostring = function(t)
+    local out = {}
+    for i, sum in ipairs(t) do out[i] = tostring(self[i] and self[i].vendor) .. ": " .. tostring(sum) end
+    return table.concat(out, "\n")
+  end })
 end
 
 return M
