@@ -65,8 +65,9 @@ end
 function M.format(v, as)
   if as == true or as == "json" then return core.json_encode(v) end
   local ok, pp = pcall(require, "cdnkit.pp")
-  if ok and type(pp) == "table" and type(pp.pp) == "function" then return pp.pp(v) end
-  if ok and type(pp) == "function" then return pp(v) end
+  if ok and (type(pp) == "function" or (type(pp) == "table" and getmetatable(pp) and getmetatable(pp).__call)) then
+    return pp(v)
+  end
   local out = {}
   pretty(v, "", out)
   return table.concat(out)

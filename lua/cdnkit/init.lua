@@ -23,6 +23,8 @@ local M = {
   array_mt = core.array_mt,
   json_decode = core.json_decode,
   json_encode = core.json_encode,
+  -- pretty-print a result: cdnkit.pp(value [, opts]) -> string
+  pp = require "cdnkit.pp",
 }
 
 -- the vendors: every adapter in lua/cdnkit/vendors/ (its index is generated
