@@ -58,6 +58,24 @@ describe("batch", function()
     qc:close()
   end)
 
+  it("reports progress after each wave: URLs in finished batches of all URLs", function()
+    local qc = emu.client(eq)
+    local calls = {}
+    local report = qc:refresh { urls = urls_of(10), batch_size = 2, concurrency = 1,
+                                progress = function(done, total) calls[#calls + 1] = { done, total } end }
+    assert.is_true(report.ok)
+    assert.truthy(#calls >= 1)
+    local last = calls[#calls]
+    assert.same({ 10, 10 }, last)
+    for i = 2, #calls do assert.is_true(calls[i][1] >= calls[i - 1][1]) end
+    -- a raising callback loses nothing
+    local r2 = qc:refresh { urls = urls_of(4), progress = function() error("boom") end }
+    assert.is_true(r2.ok)
+    assert.equal(4, r2.done)
+    assert.has_error(function() qc:refresh { urls = urls_of(1), progress = 5 } end)
+    qc:close()
+  end)
+
   it("survives a 5xx storm by retrying with fresh signatures", function()
     local ali = emu.client(ea, { retry = { attempts = 4, base = 0.01, max = 0.02 } })
     ea:faults { { kind = "http503", count = 6 } }

@@ -275,4 +275,37 @@ describe("cdnkit command", function()
       os.remove(file)
     end)
   end)
+
+  it("refresh shows a progress bar on a terminal (tmux)", function()
+    if not os.execute("command -v tmux >/dev/null 2>&1") then
+      pending("needs tmux (make deps installs it)")
+      return
+    end
+    local dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p " .. dir)
+    local list = dir .. "/urls.txt"
+    local f = io.open(list, "w")
+    for i = 1, 3000 do f:write("http://www.example.com/t", i, "\n") end
+    f:close()
+    local sock = dir .. "/tmux.sock"
+    local cmd = ("env %s CDNKIT_QCLOUD_ENDPOINT=%s LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s;;' " ..
+      "%s bin/cdnkit qcloud refresh --urls-from %s --concurrency 1 >%s/out.json; echo EXIT=$?; sleep 30")
+      :format(qenv, eq.url, cpath, interp, list, dir)
+    os.execute(("tmux -S %s new-session -d -s prog -x 120 -y 20 %q"):format(sock, cmd))
+    local screen = ""
+    for _ = 1, 100 do
+      os.execute(("tmux -S %s capture-pane -p -t prog > %s/screen 2>/dev/null"):format(sock, dir))
+      local sf = io.open(dir .. "/screen")
+      screen = sf and sf:read("*a") or ""
+      if sf then sf:close() end
+      if screen:find("EXIT=", 1, true) then break end
+      os.execute("sleep 0.1")
+    end
+    os.execute(("tmux -S %s kill-server 2>/dev/null"):format(sock))
+    assert.truthy(screen:find("EXIT=0", 1, true), screen)
+    assert.truthy(screen:find("100%%%s+3000/3000 URLs"), screen)
+    assert.truthy(screen:find("qcloud: 3000 of 3000 accepted in 3 calls", 1, true), screen)
+    os.execute("rm -rf " .. dir)
+  end)
 end)

@@ -509,8 +509,15 @@ local function no_task_id(g, j)
   })
 end
 
-local function run(groups, max_bytes, all)
+local function run(groups, max_bytes, all, progress)
   local queue = {}
+  -- progress: URLs in finished batches (accepted or failed) of all URLs,
+  -- after every wave; a raising callback is ignored (it cannot lose work)
+  local total, finished = 0, 0
+  for _, it in ipairs(all) do total = total + #it.job.urls end
+  local function tell()
+    if progress then pcall(progress, finished, total) end
+  end
   for _, it in ipairs(all) do queue[#queue + 1] = it end
   local t0 = core.monotime()
   local waves = 0
@@ -621,6 +628,7 @@ local function run(groups, max_bytes, all)
           end
           if data ~= nil then
             rep.done = rep.done + #j.urls
+            finished = finished + #j.urls
             for _, id in ipairs(ids) do rep.task_ids[#rep.task_ids + 1] = id end
             rep.results[#rep.results + 1] = { kind = j.kind, urls = j.urls, task_ids = ids,
                                               params = j.sent_params, untracked = j.untracked }
@@ -653,6 +661,7 @@ local function run(groups, max_bytes, all)
               rest[#rest + 1] = it
             else
               record_failed(it, err)
+              finished = finished + #j.urls
               it.open = nil
             end
           end
@@ -662,6 +671,7 @@ local function run(groups, max_bytes, all)
       end
     end
     queue = rest
+    tell()
   end
   return waves
 end
@@ -676,14 +686,14 @@ end
 -- closed by a trace callback or a finalizer, a raising retry hook, a C
 -- error, out of memory), the batches not finished are recorded as failed:
 -- those that were in flight as ambiguous, those never sent as "not_sent".
-local function execute(groups, max_bytes)
+local function execute(groups, max_bytes, progress)
   local all = {}
   for gi, g in ipairs(groups) do
     for _, j in ipairs(g.jobs) do
       all[#all + 1] = { group = g, gi = gi, job = j, due = 0, open = true }
     end
   end
-  local ok, waves = pcall(run, groups, max_bytes, all)
+  local ok, waves = pcall(run, groups, max_bytes, all, progress)
   if not ok then
     -- the reason, without the position inside cdnkit's own files
     local why = tostring(waves):gsub("^[^\n]-%.lua:%d+: ", "")
@@ -1004,7 +1014,7 @@ end
 ---------------------------------------------------------------------------
 
 local OPTS = { "urls", "dirs", "concurrency", "batch_size", "retry", "check_quota", "max_batch_bytes",
-               "params", "dry_run" }
+               "params", "dry_run", "progress" }
 
 -- the answers of one wave held in memory at once, at most (then the rest of
 -- the wave waits for the next one); every answer is also capped by max_body
@@ -1021,6 +1031,9 @@ end
 
 local function check_opts(opts)
   validate.only_keys(opts, OPTS, "cdnkit: ")
+  if opts.progress ~= nil and type(opts.progress) ~= "function" then
+    raise("cdnkit: progress must be a function(done_urls, total_urls)")
+  end
   batch_bytes(opts)
 end
 
@@ -1120,7 +1133,7 @@ function M.install(methods, A)
       if not ok then return nil, err end
       g.report.quota_checked = true
     end
-    execute({ g }, batch_bytes(opts))
+    execute({ g }, batch_bytes(opts), opts.progress)
     return g.report
   end
 
@@ -1205,7 +1218,7 @@ function M.refresh_all(clients, opts)
       end
     end
   end
-  execute(groups, batch_bytes(opts))
+  execute(groups, batch_bytes(opts), opts.progress)
   local out = setmetatable({ ok = true }, multi_mt)
   for i, g in ipairs(groups) do
     out[i] = g.report

@@ -74,7 +74,7 @@ function M.format(v, as)
 end
 
 local function isatty(fd)
-  local ok = os.execute("[ -t " .. fd .. " ] 2>/dev/null")
+  local ok = os.execute("[ -t " .. fd .. " ]")
   return ok == true or ok == 0
 end
 
@@ -451,7 +451,7 @@ local function cmd_batch(vendor, kind, flags, copts, rest, copt_names, write, ew
   local opts = { urls = #urls > 0 and urls or nil, dirs = kind == "refresh" and #dirs > 0 and dirs or nil,
                  concurrency = conc, params = next(params) and params or nil, dry_run = flags["dry-run"] or nil }
   if kind == "refresh" and not opts.urls and not opts.dirs then opts.urls = {} end
-  if not flags["dry-run"] and isatty(2) and require("cdnkit.batch").OPTS_PROGRESS then
+  if not flags["dry-run"] and isatty(2) then
     opts.progress = progress_bar(ewrite)
   end
   local okr, report = pcall(c[kind], c, opts)
