@@ -232,11 +232,9 @@ local function attempt(req, scheme, host, port, authority, path, fresh)
   end
   if keep_or_err and keepalive_ok(headers, http10) and not fresh then
     sock:setkeepalive(IDLE_MS, POOL_SIZE)
-  elseif keep_or_err and keepalive_ok(headers, http10) then
-    -- a fresh connection (non-idempotent request): keep it for the next ones
-    local ok2 = sock:setkeepalive(IDLE_MS, POOL_SIZE)
-    if not ok2 then sock:close() end
   else
+    -- (a connection opened for a request that must not run twice is not
+    -- pooled: its pool would hand it to the next such request)
     sock:close()
   end
   return status, headers, rbody

@@ -304,8 +304,9 @@ def main():
               tx["post"].get("method") == "POST", tx["post"])
         check("ngx transport: keep-alive reuses the connection, a non-idempotent request gets a new one",
               tx["ka1"].get("conn") is not None and tx["ka1"].get("conn") == tx["ka2"].get("conn")
-              and tx["fresh"].get("conn") not in (None, tx["ka2"].get("conn")),
-              (tx["ka1"], tx["ka2"], tx["fresh"]))
+              and tx["fresh"].get("conn") not in (None, tx["ka2"].get("conn"))
+              and tx["fresh2"].get("conn") not in (None, tx["fresh"].get("conn"), tx["ka2"].get("conn")),
+              (tx["ka1"], tx["ka2"], tx["fresh"], tx["fresh2"]))
         check("ngx transport: a read timeout is code timeout", tx["timeout"].get("err") == "timeout",
               tx["timeout"])
         check("ngx transport: a refused connection is code connect, not sent",
