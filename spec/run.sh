@@ -5,6 +5,10 @@
 # (SANITIZE=1) the specs again against the ASan/UBSan build, (VALGRIND=1)
 # a core workload under valgrind, and (OPENRESTY=1) cdnkit inside nginx.  ASAN=1 runs only the sanitizer stage.
 LUA=${LUA:-lua5.4}
+# the specs set their own credentials: a developer's profile file
+# (~/.config/cdnkit/credentials) and CDNKIT_* settings must not leak in
+export CDNKIT_CREDENTIALS_FILE="$(pwd)/build/no-such-credentials-file"
+unset CDNKIT_PROFILE CDNKIT_TRACE
 passed=0
 failed=0
 rc=0
