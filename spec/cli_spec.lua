@@ -174,6 +174,8 @@ describe("cdnkit command", function()
       assert.equal(0, code)
       local _, _, err
       code, _, err = run(aenv .. " CDNKIT_ALIYUN_ENDPOINT=" .. ea.url, "aliyun DescribeCdnService --region cn-hangzhou")
+      assert.equal(0, code, err)
+      code, _, err = run("WANGSU_ACCESS_KEY=a WANGSU_SECRET_KEY=b", "wangsu PurgeQuota --region eu")
       assert.equal(2, code)
       assert.truthy(err:find("takes no region", 1, true))
     end)

@@ -409,6 +409,11 @@ local function build_methods(A, V)
   end
 
   function methods.vendor() return A.name end
+  --- "options", "environment" or "profile:<name>": where the client's
+  -- credentials came from (never the credentials themselves)
+  function methods.credentials_source(self)
+    return check_self(self, "credentials_source").credentials_source
+  end
   function methods.version() return V.version end
   function methods._state(self) return STATE[self] end
 
@@ -617,6 +622,10 @@ local COMMON = {
   rate = "number", sleep = "function", version = "string", profile = "string",
 }
 
+-- (a key no option can have: marks the options whose credentials came from
+-- the profile file, and its name)
+local PROFILE_CREDS = setmetatable({}, { __tostring = function() return "profile credentials" end })
+
 -- The profile file (cdnkit.profile), read last: the options it names for
 -- this vendor that the options table lacks.  Credentials in the environment
 -- win over the file's (never a key id from one and a secret from the other).
@@ -653,6 +662,7 @@ local function with_profile(A, opts)
         v = v == "true"
       end
       out[k] = v
+      if creds[k] then out[PROFILE_CREDS] = pname end
     end
   end
   return out
@@ -661,6 +671,7 @@ end
 local function check_options(A, opts)
   for k, v in pairs(opts) do
     local want = type(k) == "string" and (COMMON[k] or A.options[k])
+    if k == PROFILE_CREDS then want = "any" end
     if not want then
       raise("cdnkit." .. A.name .. ": unknown option '" .. tostring(k) .. "'")
     end
@@ -692,6 +703,7 @@ function M.new(A, opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then raise("cdnkit." .. A.name .. ": options table expected") end
   check_options(A, opts)
+  local given = opts
   opts = with_profile(A, opts)
   local ver = opts.version or A.default_version
   local V = adapter.version(A, ver)
@@ -705,7 +717,8 @@ function M.new(A, opts)
   if not V.methods[method] then
     raise("cdnkit." .. A.name .. ": option 'method' must be one of " .. V.method_list)
   end
-  local endpoint = opts.endpoint or (A.endpoint_env and os.getenv(A.endpoint_env)) or V.endpoint
+  local endpoint = opts.endpoint or (A.endpoint_env and os.getenv(A.endpoint_env)) or
+    (A.endpoint_of and A.endpoint_of(opts, V.version)) or V.endpoint
   if endpoint == "" then endpoint = V.endpoint end
   -- (a vendor without a fixed host, Plcloud, learns it when it authenticates)
   if endpoint then endpoint = M.check_endpoint(A.name, endpoint, A.endpoint_path) end
@@ -735,6 +748,16 @@ function M.new(A, opts)
     token = token and token.value, token_env = token and token.env,
   })
   st.has_secret = client:_has_secret()
+  -- where the credentials came from (never the secret): client:credentials_source()
+  local creds = alt_creds or A.credentials
+  local secret_opt = creds[#creds][1]
+  if opts[PROFILE_CREDS] then
+    st.credentials_source = "profile:" .. opts[PROFILE_CREDS]
+  elseif given[secret_opt] ~= nil or (A.token and given[A.token[1]] ~= nil and not st.has_secret) then
+    st.credentials_source = "options"
+  else
+    st.credentials_source = "environment"
+  end
   if not st.has_secret then
     local tok = A.token and A.token.alone and core.client_token(client) ~= nil
     if not tok then

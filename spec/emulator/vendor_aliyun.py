@@ -307,6 +307,9 @@ class Aliyun(Vendor):
             return self.error(400, "SignatureDoesNotMatch",
                               "Specified signature is not matched with our calculation. "
                               "server string to sign is:" + sts), None
+        bad = api2018.check_security_token(self, p.get("SecurityToken"))
+        if bad is not None:
+            return bad, None
         return None, ("aliyun", p["SignatureNonce"])
 
     # ---- dispatch --------------------------------------------------------

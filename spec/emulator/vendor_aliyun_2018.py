@@ -65,7 +65,21 @@ CONFIG = {
     "refresh_regex_day_limit": 20,     # RegexQuota (Regex rules)
     "refresh_exquery_day_limit": 10000,  # IgnoreParamsQuota (ExQuery)
     "push_url_day_limit": 1000,        # PreloadQuota (PushObjectCache URLs)
+    # the STS security token accepted (x-acs-security-token, V3; SecurityToken, V2)
+    "security_token": "cdnemu-sts-token",
 }
+
+
+def check_security_token(vendor, token):
+    """None, or the error answer for an STS token the emulator does not know
+    (a signed request may carry one: x-acs-security-token / SecurityToken)."""
+    if token is None:
+        return None
+    vendor.state.count("security_tokens")
+    if token != vendor.state.vendor_config.get("security_token"):
+        return vendor.error(400, "InvalidSecurityToken.Expired",
+                            "Specified SecurityToken is expired or invalid.")
+    return None
 # quotas DescribeRefreshQuota shows that nothing in the emulator uses up
 FIXED_QUOTAS = {"PreloadEdge": 500, "Block": 100}
 
@@ -477,6 +491,9 @@ class Aliyun2018:
             return v.error(400, "SignatureDoesNotMatch",
                            "Specified signature is not matched with our calculation. "
                            "server string to sign is:" + sts), None
+        bad = check_security_token(v, h.get("x-acs-security-token"))
+        if bad is not None:
+            return bad, None
         return None, ("aliyun", h.get("x-acs-signature-nonce").strip())
 
     def incomplete(self, why):

@@ -79,7 +79,8 @@ local A = {
       methods = { GET = true, POST = true },
     },
   },
-  options = { access_key_id = "string", access_key_secret = "string", signature = "string" },
+  options = { access_key_id = "string", access_key_secret = "string", signature = "string",
+              security_token = "string", region = "string" },
   -- prepare()'s third argument may also pin the version signed (with call =
   -- true, to reproduce a vector of another product's API)
   fixed = { version = true },
@@ -97,6 +98,20 @@ A.credentials = {
   { "access_key_id", "ALIBABA_CLOUD_ACCESS_KEY_ID" },
   { "access_key_secret", "ALIBABA_CLOUD_ACCESS_KEY_SECRET" },
 }
+-- temporary (STS) credentials carry a security token: kept in the C client
+-- with the secret, sent as x-acs-security-token (V3, signed) or
+-- SecurityToken (V2, signed)
+A.token = { "security_token", "ALIBABA_CLOUD_SECURITY_TOKEN" }
+
+-- the endpoint a region asks for (the `endpoint` option wins), as the
+-- official SDK maps it: the Asia-Pacific, Europe, America and Middle East
+-- regions to cdn.ap-southeast-1.aliyuncs.com, the others to cdn.aliyuncs.com
+function A.endpoint_of(opts)
+  local r = opts.region
+  if r and (r:match("^ap%-") or r:match("^eu%-") or r:match("^us%-") or r:match("^me%-")) then
+    return "https://cdn.ap-southeast-1.aliyuncs.com"
+  end
+end
 
 -- prepare()'s fixed values must be what the vendor accepts
 function A.check_fixed(fixed)
@@ -118,6 +133,10 @@ function A.check_options(opts)
   end
   if sig == "v3" and opts.version == V2014 then
     raise("cdnkit.aliyun: option 'signature': API 2014-11-11 is signed with \"v2\" only")
+  end
+  if opts.region ~= nil and not opts.region:match("^[%l%d%-]+$") then
+    raise("cdnkit.aliyun: option 'region' must be a region id such as cn-hangzhou or ap-southeast-1, got '" ..
+      opts.region .. "'")
   end
 end
 
@@ -176,6 +195,10 @@ end
 -- Signature V3 (ACS3-HMAC-SHA256): headers signed, query and body as sent
 local SIGNED = "host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version"
 local SIGNED_FORM = "content-type;" .. SIGNED
+-- with a security token (STS credentials), signed too
+local SIGNED_TOKEN = "host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-security-token;" ..
+  "x-acs-signature-nonce;x-acs-version"
+local SIGNED_FORM_TOKEN = "content-type;" .. SIGNED_TOKEN
 local CT_LINE = "content-type:" .. FORM .. "\n"
 local function build_v3(self, st, P, flat, fixed)
   local method = method_of(st, P, fixed)
@@ -186,10 +209,12 @@ local function build_v3(self, st, P, flat, fixed)
   local payload = body and encoded(body) or ""
   local hash = sha256_hex(payload)
   -- the signed headers, in their sorted order (a fixed set: no sort per call)
-  local signed = body and SIGNED_FORM or SIGNED
+  local token = core.client_token(self)
+  local signed = token and (body and SIGNED_FORM_TOKEN or SIGNED_TOKEN) or (body and SIGNED_FORM or SIGNED)
   local canonical = concat {
     method, "\n/\n", q, "\n", body and CT_LINE or "", "host:", st.host,
     "\nx-acs-action:", P.name, "\nx-acs-content-sha256:", hash, "\nx-acs-date:", date,
+    token and "\nx-acs-security-token:" or "", token or "",
     "\nx-acs-signature-nonce:", nonce, "\nx-acs-version:", version, "\n\n", signed, "\n", hash,
   }
   local sts = "ACS3-HMAC-SHA256\n" .. sha256_hex(canonical)
@@ -202,6 +227,7 @@ local function build_v3(self, st, P, flat, fixed)
       ",Signature=" .. sig,
   }
   if body then headers["Content-Type"] = FORM end
+  if token then headers["x-acs-security-token"] = token end
   local req = transport.request(st, method, q ~= "" and (st.url_get .. q) or st.url, headers,
     body and payload or nil)
   local meta = { client = self, timestamp = now, sts = sts }
@@ -218,13 +244,15 @@ end
 -- The RPC common parameters of signature V2 (in one constructor, sized once),
 -- then the action's; and the meta of such a request (parse derives the
 -- string-to-sign again from the signed parameters only on a mismatch).
-local function rpc_params(st, P, flat, fixed, params_of_action)
+local function rpc_params(self, st, P, flat, fixed, params_of_action)
   local now, date, nonce = stamp(st, fixed)
   local params = {
     Action = P.name, Format = "JSON", Version = fixed.version or flat.Version or st.version,
     AccessKeyId = st.key_id, SignatureMethod = "HMAC-SHA1", SignatureVersion = "1.0",
     SignatureNonce = nonce, Timestamp = date,
   }
+  local token = core.client_token(self)
+  if token then params.SecurityToken = token end
   for k, v in next, params_of_action do params[k] = v end
   return params, now
 end
@@ -241,7 +269,7 @@ end
 local function build_v2(self, st, P, flat, fixed)
   local method = method_of(st, P, fixed)
   local query, body = split(P, flat, method)
-  local params, now = rpc_params(st, P, flat, fixed, query)
+  local params, now = rpc_params(self, st, P, flat, fixed, query)
   local explain, url, sts, sig, canonical = fixed.explain, nil, nil, nil, nil
   local req
   if not body then
@@ -264,7 +292,7 @@ end
 --- 2014-11-11: the signed query in the URL (GET) or a form body (POST).
 local function build_2014(self, st, P, flat, fixed)
   local method = fixed.method or P.http or st.method
-  local params, now = rpc_params(st, P, flat, fixed, flat)
+  local params, now = rpc_params(self, st, P, flat, fixed, flat)
   local explain = fixed.explain
   -- the signer writes the URL prefix before the query: one string, built once
   local req, sts, sig, canonical

@@ -92,7 +92,7 @@ local A = {
     },
   },
   options = { secret_id = "string", secret_key = "string", sign_method = "string", region = "string",
-              token = "string", language = "string" },
+              token = "string", language = "string", site = "string" },
   -- prepare()'s third argument may also pin these (service, version,
   -- payload and content_type reproduce TC3 vectors of other products)
   fixed = { region = true, sign_method = true, host = true, service = true, version = true,
@@ -114,6 +114,15 @@ A.credentials = {
   { "secret_id", "TENCENTCLOUD_SECRET_ID" },
   { "secret_key", "TENCENTCLOUD_SECRET_KEY" },
 }
+-- temporary (STS) credentials carry a session token: kept in the C client
+-- with the secret, sent as X-TC-Token (3.0) or Token (v2)
+A.token = { "token", "TENCENTCLOUD_SESSION_TOKEN" }
+
+-- the endpoint a site or version asks for (the `endpoint` option wins):
+-- site = "intl" is the international site's host (API 3.0)
+function A.endpoint_of(opts, version)
+  if opts.site == "intl" and version == V3 then return "https://cdn.intl.tencentcloudapi.com" end
+end
 
 function A.check_options(opts)
   local sm = opts.sign_method
@@ -127,6 +136,13 @@ function A.check_options(opts)
   local lang = opts.language
   if lang ~= nil and lang ~= "zh-CN" and lang ~= "en-US" then
     raise("cdnkit.qcloud: option 'language' must be \"zh-CN\" or \"en-US\", got '" .. lang .. "'")
+  end
+  if opts.site ~= nil and opts.site ~= "intl" and opts.site ~= "china" then
+    raise("cdnkit.qcloud: option 'site' must be \"china\" (cdn.tencentcloudapi.com, the default) or " ..
+      "\"intl\" (cdn.intl.tencentcloudapi.com), got '" .. opts.site .. "'")
+  end
+  if opts.site == "intl" and (opts.version or V3) ~= V3 then
+    raise("cdnkit.qcloud: option 'site' is for API 3.0")
   end
   for _, k in ipairs { "region", "token", "language" } do
     if opts[k] ~= nil and opts[k]:find("[%z\r\n]") then
@@ -149,7 +165,6 @@ function A.init(st, opts, key_id)
   st.secret_id = key_id
   st.sign_method = opts.sign_method
   st.region = opts.region
-  st.token = opts.token
   st.language = opts.language
   if st.version == V3 then
     -- TC3 signs the Host header as sent: the endpoint's authority (with a port)
@@ -235,7 +250,8 @@ local function build_v3(self, st, P, flat, fixed)
   }
   local region = fixed.region or st.region
   if region then headers["X-TC-Region"] = region end
-  if st.token then headers["X-TC-Token"] = st.token end
+  local token = core.client_token(self)
+  if token then headers["X-TC-Token"] = token end
   if st.language then headers["X-TC-Language"] = st.language end
   local url = method == "GET" and query ~= "" and (st.url_get .. query) or st.url
   local req = transport.request(st, method, url, headers, method ~= "GET" and payload or nil)
@@ -261,7 +277,8 @@ local function build_v2(self, st, P, flat, fixed)
   if region then params.Region = region end
   local sm = fixed.sign_method or st.sign_method
   if sm then params.SignatureMethod = sm end
-  if st.token then params.Token = st.token end
+  local token = core.client_token(self)
+  if token then params.Token = token end
   -- the hash follows what is signed: SignatureMethod, however it was given
   local hash = HASH[params.SignatureMethod] or "sha1"
   local explain = fixed.explain
