@@ -156,4 +156,92 @@ describe("credentials", function()
       assert.has_error(function() cdnkit.qcloud { secret_id = "a", secret_key = "b", site = "intl", version = "v2" } end)
     end)
   end)
+
+  describe("instance role (a loopback metadata emulator)", function()
+    local mh, meta, ctl, pid
+    setup(function()
+      mh = assert(io.popen("echo $$; exec python3 spec/emulator/metadata.py --port 0"))
+      pid = mh:read("*l")
+      meta = "http://127.0.0.1:" .. mh:read("*l"):match(":(%d+)$")
+      ctl = core.curl()
+    end)
+    teardown(function()
+      os.execute("kill " .. pid .. " 2>/dev/null")
+      mh:close()
+      ctl:close()
+    end)
+    local function mconf(t)
+      ctl:send { method = "POST", url = meta .. "/__meta/config", body = core.json_encode(t), headers = {} }
+    end
+    local function mstats()
+      local _, _, b = ctl:send { method = "GET", url = meta .. "/__meta/stats", headers = {} }
+      return core.json_decode(b)
+    end
+    before_each(function()
+      mconf { lifetime = 3600, token = STS, role = "cdnkit-role", hardened = false }
+      ea:config { security_token = STS }
+      eq:config { tc3_token = STS }
+    end)
+
+    it("Alibaba: credentials of the ECS RAM role, in hardened mode, used and renewed", function()
+      mconf { hardened = true }
+      local s0 = mstats()
+      local events = {}
+      local a = cdnkit.aliyun { endpoint = ea.url, metadata_endpoint = meta,
+                                trace = function(ev) events[#events + 1] = ev end }
+      assert.equal("instance-role:cdnkit-role", a:credentials_source())
+      assert.is_table((a:DescribeCdnService {}))
+      local s1 = mstats()
+      assert.equal(s0.fetches + 1, s1.fetches)
+      assert.is_true(s1.token_requests > s0.token_requests)
+      assert.equal(s0.refused, s1.refused)
+      -- the server rotates the token: the refused call renews once and is resent
+      mconf { token = "rotated-token" }
+      ea:config { security_token = "rotated-token" }
+      assert.is_table((a:DescribeCdnService {}))
+      assert.equal(s1.fetches + 1, mstats().fetches)
+      assert.falsy(mentions(events, "testsecret"))
+      assert.falsy(mentions(events, "rotated-token"))
+      assert.falsy(tostring(a):find("rotated", 1, true))
+      a:close()
+    end)
+    it("Tencent: credentials of the CVM role, renewed before they expire (no refusal)", function()
+      mconf { lifetime = 3 }
+      local q = cdnkit.qcloud { endpoint = eq.url, metadata_endpoint = meta }
+      assert.equal("instance-role:cdnkit-role", q:credentials_source())
+      local f0 = mstats().fetches
+      assert.is_table((q:DescribePurgeQuota {}))
+      core.sleep(2.2)
+      local r0 = eq:stats().requests
+      assert.is_table((q:DescribePurgeQuota {}))
+      assert.equal(f0 + 1, mstats().fetches)
+      assert.equal(r0 + 1, eq:stats().requests) -- renewed first, not after a refusal
+      q:close()
+    end)
+    it("no role: a clear error listing what was tried, and the answer is remembered", function()
+      mconf { role = cdnkit.null }
+      local l0 = mstats().lists
+      local ok, msg = pcall(cdnkit.aliyun, { endpoint = ea.url, metadata_endpoint = meta })
+      assert.is_false(ok)
+      assert.truthy(msg:find("no credentials found", 1, true))
+      assert.truthy(msg:find("ALIBABA_CLOUD_ACCESS_KEY_ID", 1, true))
+      assert.truthy(msg:find("instance role: Alibaba ECS RAM role: no instance role", 1, true))
+      ok = pcall(cdnkit.aliyun, { endpoint = ea.url, metadata_endpoint = meta })
+      assert.is_false(ok)
+      assert.equal(l0 + 1, mstats().lists) -- asked once
+    end)
+    it("is not asked when anything earlier gave credentials, nor with CDNKIT_METADATA=off", function()
+      local f0 = mstats().fetches
+      local c = cdnkit.aliyun { access_key_id = "testid", access_key_secret = "testsecret",
+                                endpoint = ea.url, metadata_endpoint = meta }
+      assert.equal("options", c:credentials_source())
+      assert.equal(f0, mstats().fetches)
+      c:close()
+      local out = sub("CDNKIT_METADATA=off", [[
+        local ok, e = pcall(require("cdnkit").qcloud, {})
+        io.write(tostring(e))
+      ]])
+      assert.truthy(out:find("skipped (CDNKIT_METADATA=off)", 1, true), out)
+    end)
+  end)
 end)

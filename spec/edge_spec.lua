@@ -303,7 +303,7 @@ describe("first-use experience", function()
     assert.truthy(tostring(qc:actions()):find("RefreshCdnUrl\n", 1, true))
   end)
   it("a client without credentials says what to give", function()
-    raises("no credentials: give username and password, or set PLCLOUD_USERNAME and PLCLOUD_PASSWORD",
+    raises("no credentials found: give username and password, or set PLCLOUD_USERNAME and PLCLOUD_PASSWORD",
       function() return cdnkit.plcloud {} end)
   end)
   it("explains a dot instead of a colon, and suggests the right case", function()

@@ -238,6 +238,53 @@ int cdk_client_set_token(lua_State *L)
     return 0;
 }
 
+/* core.client_set_credentials(client, key_id, secret [, token]): temporary
+   credentials renewed (an instance role's): the old secret and token are
+   wiped, the keyed contexts derived from the old secret dropped */
+int cdk_client_set_credentials(lua_State *L)
+{
+    cdk_client *c = cdk_client_check(L, 1);
+    size_t kl, sl, tl = 0;
+    const char *k = luaL_checklstring(L, 2, &kl);
+    const char *sec = luaL_checklstring(L, 3, &sl);
+    const char *tok = lua_isnoneornil(L, 4) ? NULL : luaL_checklstring(L, 4, &tl);
+    char *nk, *ns, *nt = NULL;
+    c = cdk_client_check(L, 1); /* the checks above may have run a finalizer */
+    if (c->closed)
+        return luaL_error(L, "cdnkit.%s: client is closed", c->name);
+    if (kl == 0 || sl == 0)
+        return luaL_error(L, "cdnkit: empty key id or secret");
+    nk = dupstr(k, kl);
+    ns = dupstr(sec, sl);
+    if (tok != NULL && tl > 0)
+        nt = dupstr(tok, tl);
+    if (nk == NULL || ns == NULL || (tok != NULL && tl > 0 && nt == NULL)) {
+        if (ns != NULL) {
+            cdk_wipe(ns, sl);
+            free(ns);
+        }
+        if (nt != NULL) {
+            cdk_wipe(nt, tl);
+            free(nt);
+        }
+        free(nk);
+        return luaL_error(L, "cdnkit: out of memory");
+    }
+    cdk_sign_forget(c);
+    if (c->secret != NULL) {
+        cdk_wipe(c->secret, c->secret_len);
+        free(c->secret);
+    }
+    drop_token(c);
+    free(c->key_id);
+    c->key_id = nk;
+    c->secret = ns;
+    c->secret_len = sl;
+    c->token = nt;
+    c->token_len = nt != NULL ? tl : 0;
+    return 0;
+}
+
 static int client_close(lua_State *L)
 {
     client_release(cdk_client_check(L, 1));

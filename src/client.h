@@ -50,6 +50,9 @@ int cdk_client_token(lua_State *L);
 /* core.client_set_token(client, token | nil) */
 int cdk_client_set_token(lua_State *L);
 
+/* core.client_set_credentials(client, key_id, secret [, token]) */
+int cdk_client_set_credentials(lua_State *L);
+
 /* sign.c: free the cached contexts of a client (called on close) */
 void cdk_sign_forget(cdk_client *c);
 #endif

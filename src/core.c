@@ -286,6 +286,7 @@ static const luaL_Reg core_funcs[] = {
     {"new_client", cdk_client_new},
     {"client_token", cdk_client_token},
     {"client_set_token", cdk_client_set_token},
+    {"client_set_credentials", cdk_client_set_credentials},
     {"curl", cdk_http_new},
     {"curl_version", l_curl_version},
     {NULL, NULL},

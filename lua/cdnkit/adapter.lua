@@ -30,6 +30,7 @@ M.FIELDS = {
   { "clock_window", "number", false, "seconds a timestamp may be off the server's clock" },
   { "token", "table", false, "{ option, ENV_VAR, alone = bool }: a session token kept in C" },
   { "endpoint_env", "string", false, "environment variable naming the endpoint" },
+  { "instance_role", "table", false, "the cloud's metadata service of instance-role credentials (role.lua)" },
   { "endpoint_of", "function", false, "endpoint_of(opts, version) -> the endpoint a region/site asks for, or nil" },
   { "endpoint_path", "boolean", false, "the endpoint may have a path (a service URL)" },
   { "session", "function", false, "session(client, st, force, exchange) -> true | nil, err" },

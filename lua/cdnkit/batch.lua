@@ -567,7 +567,7 @@ local function run(groups, max_bytes, all, progress)
       local no_session = {}
       for _, it in ipairs(wave) do
         local g = it.group
-        if g.A.session and no_session[g] == nil then
+        if (g.A.session or g.st.role) and no_session[g] == nil then
           local ok, serr = client_mod.session(g.client, g.st, "refresh", g.renew)
           g.renew = false
           no_session[g] = not ok and serr or false

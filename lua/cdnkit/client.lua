@@ -146,9 +146,13 @@ end
 -- the adapter's session (a token to get or renew before sending, Plcloud):
 -- true | nil, structured err
 local function session(self, st, name, force)
-  local ok, e = st.adapter.session(self, st, force, function(action, req, shown, redact)
-    return M.exchange(st, action, req, shown, redact)
-  end)
+  local ok, e = true, nil
+  if st.role then ok, e = require("cdnkit.role").ensure(self, st, force) end
+  if ok and st.adapter.session then
+    ok, e = st.adapter.session(self, st, force, function(action, req, shown, redact)
+      return M.exchange(st, action, req, shown, redact)
+    end)
+  end
   if ok then return true end
   local err = errors.new(st.adapter.name, name, e)
   -- the call itself was not sent
@@ -197,7 +201,7 @@ local function invoke(self, st, P, flat, idempotent, until_t)
     end
     local data, err, headers, meta
     local ready = true
-    if A.session then
+    if A.session or st.role then
       ready, err = session(self, st, name, renew)
       renew = false
     end
@@ -620,6 +624,7 @@ local COMMON = {
   proxy = "string", ca_file = "string", verify_tls = "boolean", user_agent = "string",
   retry = "table", transport = "any", trace = "function", max_body = "number",
   rate = "number", sleep = "function", version = "string", profile = "string",
+  metadata_endpoint = "string",
 }
 
 -- (a key no option can have: marks the options whose credentials came from
@@ -711,6 +716,31 @@ function M.new(A, opts)
     raise("cdnkit." .. A.name .. ": option 'version': unknown API version '" .. ver .. "' (" ..
       table.concat(adapter.version_names(A), ", ") .. ")")
   end
+  -- the last link of the chain: the cloud instance's role, asked only when
+  -- nothing earlier gave credentials
+  local role_info, role_why
+  if A.instance_role and not M.has_credentials(A, opts) then
+    local rl = require "cdnkit.role"
+    local base, off = rl.base(A.instance_role, opts)
+    if base then
+      local c, why = rl.fetch(A.instance_role, base)
+      if c then
+        local o = {}
+        for k, v in pairs(opts) do o[k] = v end
+        local creds = A.credentials
+        o[creds[1][1]], o[creds[#creds][1]] = c.key_id, c.secret
+        if A.token then o[A.token[1]] = c.token end
+        opts = o
+        role_info = { spec = A.instance_role, base = base, expires = c.expires,
+                      renew_at = rl.renew_at(c.expires), name = c.role }
+      else
+        role_why = A.instance_role.name .. ": " .. why
+      end
+    else
+      role_why = A.instance_role.name .. ": " .. off
+    end
+  end
+  M.role_why = role_why
   local key_id, secret, secret_env, alt_creds, token = M.read_credentials(A, opts)
   if A.check_options then A.check_options(opts) end
   local method = opts.method or V.default_method
@@ -751,7 +781,10 @@ function M.new(A, opts)
   -- where the credentials came from (never the secret): client:credentials_source()
   local creds = alt_creds or A.credentials
   local secret_opt = creds[#creds][1]
-  if opts[PROFILE_CREDS] then
+  if role_info then
+    st.role = role_info
+    st.credentials_source = "instance-role:" .. role_info.name
+  elseif opts[PROFILE_CREDS] then
     st.credentials_source = "profile:" .. opts[PROFILE_CREDS]
   elseif given[secret_opt] ~= nil or (A.token and given[A.token[1]] ~= nil and not st.has_secret) then
     st.credentials_source = "options"
@@ -827,9 +860,23 @@ function M.no_credentials(A, missing, creds)
   local names, envs = {}, {}
   for i, d in ipairs(creds or A.credentials) do names[i] = d[1]; envs[i] = d[2] end
   local file = require("cdnkit.profile").path() or "~/.config/cdnkit/credentials"
-  raise("cdnkit." .. A.name .. ": no credentials: give " .. table.concat(names, " and ") ..
+  local role = M.role_why and ("; tried the instance role: " .. M.role_why) or ""
+  M.role_why = nil
+  raise("cdnkit." .. A.name .. ": no credentials found: give " .. table.concat(names, " and ") ..
     ", or set " .. table.concat(envs, " and ") .. ", or put them in a profile of " .. file ..
-    " (" .. missing .. " is missing)")
+    " (" .. missing .. " is missing" .. role .. ")")
+end
+
+--- Whether the options or the environment name any credentials (then the
+-- instance role is not asked).
+function M.has_credentials(A, opts)
+  for _, list in ipairs { A.credentials, A.credentials_alt or {} } do
+    for _, c in ipairs(list) do
+      if opts[c[1]] ~= nil or core.env_set(c[2]) then return true end
+    end
+  end
+  if A.token and A.token.alone and (opts[A.token[1]] ~= nil or core.env_set(A.token[2])) then return true end
+  return false
 end
 
 --- The key id from the options or the environment, and the secret: from the

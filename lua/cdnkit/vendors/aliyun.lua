@@ -103,6 +103,16 @@ A.credentials = {
 -- SecurityToken (V2, signed)
 A.token = { "security_token", "ALIBABA_CLOUD_SECURITY_TOKEN" }
 
+-- the ECS instance's RAM role (cdnkit.role), hardened mode first
+A.instance_role = {
+  name = "Alibaba ECS RAM role", endpoint = "http://100.100.100.200",
+  path = "/latest/meta-data/ram/security-credentials/",
+  token_path = "/latest/api/token", token_header = "X-aliyun-ecs-metadata-token",
+  ttl_header = "X-aliyun-ecs-metadata-token-ttl-seconds",
+  key_id = "AccessKeyId", secret = "AccessKeySecret", token = "SecurityToken", expiration = "Expiration",
+  key_field = "key_id",
+}
+
 -- the endpoint a region asks for (the `endpoint` option wins), as the
 -- official SDK maps it: the Asia-Pacific, Europe, America and Middle East
 -- regions to cdn.ap-southeast-1.aliyuncs.com, the others to cdn.aliyuncs.com
@@ -380,6 +390,12 @@ function A.parse(st, action, status, headers, body, meta)
       e.server_string_to_sign = server
       e.diff = diff(ours, server) or "string-to-sign is the same as the server's: check access_key_secret"
     end
+  end
+  -- instance-role credentials refused as expired: renewed once, the call
+  -- resent (nothing ran)
+  if st.role and type(data.Code) == "string" and
+     (data.Code:match("^InvalidSecurityToken") or data.Code == "InvalidAccessKeyId.NotFound") then
+    e.reauth, e.ambiguous = true, false
   end
   return nil, e
 end

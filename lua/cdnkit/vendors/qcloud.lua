@@ -118,6 +118,14 @@ A.credentials = {
 -- with the secret, sent as X-TC-Token (3.0) or Token (v2)
 A.token = { "token", "TENCENTCLOUD_SESSION_TOKEN" }
 
+-- the CVM instance's CAM role (cdnkit.role)
+A.instance_role = {
+  name = "Tencent CVM CAM role", endpoint = "http://metadata.tencentyun.com",
+  path = "/latest/meta-data/cam/security-credentials/",
+  key_id = "TmpSecretId", secret = "TmpSecretKey", token = "Token", expired_time = "ExpiredTime",
+  key_field = "secret_id",
+}
+
 -- the endpoint a site or version asks for (the `endpoint` option wins):
 -- site = "intl" is the international site's host (API 3.0)
 function A.endpoint_of(opts, version)
@@ -359,6 +367,11 @@ local function parse_v3(st, action, status, headers, body)
     err.hint = "check secret_key (and that nothing between you and the vendor rewrites the request)"
   elseif code == "AuthFailure.TokenFailure" then
     err.hint = "the session token (option token) is wrong or expired"
+  end
+  -- instance-role credentials refused as expired: renewed once, the call
+  -- resent (nothing ran)
+  if st.role and (code == "AuthFailure.TokenFailure" or code == "AuthFailure.SecretIdNotFound") then
+    err.reauth, err.ambiguous = true, false
   end
   return nil, err
 end
