@@ -128,6 +128,34 @@ describe("credentials", function()
     end)
   end)
 
+  describe("the vendors' own CLI profiles", function()
+    it("reads ~/.aliyun/config.json (AK, StsToken) and ~/.tccli/<profile>.credential", function()
+      local home = os.tmpname()
+      os.remove(home)
+      os.execute("mkdir -p " .. home .. "/.aliyun " .. home .. "/.tccli")
+      local f = io.open(home .. "/.aliyun/config.json", "w")
+      f:write(core.json_encode { current = "work", profiles = {
+        { name = "default", mode = "AK", access_key_id = "nobody", access_key_secret = "x" },
+        { name = "work", mode = "StsToken", access_key_id = "testid", access_key_secret = "testsecret",
+          sts_token = STS, region_id = "cn-hangzhou" } } })
+      f:close()
+      f = io.open(home .. "/.tccli/default.credential", "w")
+      f:write('{"secretId": "AKIDtest", "secretKey": "testkey"}')
+      f:close()
+      local out = sub("HOME=" .. home, ([[
+        local cdnkit = require "cdnkit"
+        local a = cdnkit.aliyun { endpoint = %q }
+        local q = cdnkit.qcloud { endpoint = %q }
+        local r1, e1 = a:DescribeCdnService {}
+        local r2, e2 = q:DescribePurgeQuota {}
+        io.write(a:credentials_source(), " ", r1 and "ok" or tostring(e1), " ",
+                 q:credentials_source(), " ", r2 and "ok" or tostring(e2))
+      ]]):format(ea.url, eq.url))
+      os.execute("rm -rf " .. home)
+      assert.equal("profile:aliyun-cli:work ok profile:tccli:default ok", out)
+    end)
+  end)
+
   describe("endpoints by region and site", function()
     local function endpoint(c) return c:_state().endpoint end
     it("Alibaba: ap-/eu-/us-/me- regions use cdn.ap-southeast-1.aliyuncs.com; endpoint wins", function()

@@ -30,6 +30,7 @@ M.FIELDS = {
   { "clock_window", "number", false, "seconds a timestamp may be off the server's clock" },
   { "token", "table", false, "{ option, ENV_VAR, alone = bool }: a session token kept in C" },
   { "endpoint_env", "string", false, "environment variable naming the endpoint" },
+  { "vendor_profile", "function", false, "vendor_profile() -> options, label | nil: the vendor's own CLI profile" },
   { "instance_role", "table", false, "the cloud's metadata service of instance-role credentials (role.lua)" },
   { "endpoint_of", "function", false, "endpoint_of(opts, version) -> the endpoint a region/site asks for, or nil" },
   { "endpoint_path", "boolean", false, "the endpoint may have a path (a service URL)" },

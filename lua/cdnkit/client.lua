@@ -718,7 +718,17 @@ function M.new(A, opts)
   end
   -- the last link of the chain: the cloud instance's role, asked only when
   -- nothing earlier gave credentials
-  local role_info, role_why
+  local role_info, role_why, vendor_profile
+  -- the vendor's own CLI profile (~/.aliyun/config.json, ~/.tccli/)
+  if A.vendor_profile and not M.has_credentials(A, opts) then
+    local vo, label = A.vendor_profile()
+    if vo then
+      local o = {}
+      for k, v in pairs(opts) do o[k] = v end
+      for k, v in pairs(vo) do if o[k] == nil then o[k] = v end end
+      opts, vendor_profile = o, label
+    end
+  end
   if A.instance_role and not M.has_credentials(A, opts) then
     local rl = require "cdnkit.role"
     local base, off = rl.base(A.instance_role, opts)
@@ -784,6 +794,8 @@ function M.new(A, opts)
   if role_info then
     st.role = role_info
     st.credentials_source = "instance-role:" .. role_info.name
+  elseif vendor_profile then
+    st.credentials_source = "profile:" .. vendor_profile
   elseif opts[PROFILE_CREDS] then
     st.credentials_source = "profile:" .. opts[PROFILE_CREDS]
   elseif given[secret_opt] ~= nil or (A.token and given[A.token[1]] ~= nil and not st.has_secret) then

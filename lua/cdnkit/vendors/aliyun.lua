@@ -103,6 +103,34 @@ A.credentials = {
 -- SecurityToken (V2, signed)
 A.token = { "security_token", "ALIBABA_CLOUD_SECURITY_TOKEN" }
 
+-- The Alibaba Cloud CLI's own profiles (~/.aliyun/config.json: { current,
+-- profiles = { { name, mode, access_key_id, access_key_secret, sts_token,
+-- region_id } } }), read when nothing earlier in the chain gave credentials:
+-- the profile named (ALIBABA_CLOUD_PROFILE, else the file's `current`), in
+-- mode AK or StsToken.  Returns options, label | nil.
+function A.vendor_profile()
+  local home = os.getenv("HOME")
+  local path = os.getenv("ALIBABA_CLOUD_CONFIG_FILE") or (home and home .. "/.aliyun/config.json")
+  local f = path and io.open(path, "r")
+  if not f then return nil end
+  local d = core.json_decode(f:read("*a") or "")
+  f:close()
+  if type(d) ~= "table" or type(d.profiles) ~= "table" then return nil end
+  local want = os.getenv("ALIBABA_CLOUD_PROFILE") or d.current or "default"
+  for _, p in ipairs(d.profiles) do
+    if type(p) == "table" and p.name == want and (p.mode == "AK" or p.mode == "StsToken") and
+       type(p.access_key_id) == "string" and p.access_key_id ~= "" and
+       type(p.access_key_secret) == "string" and p.access_key_secret ~= "" then
+      local o = { access_key_id = p.access_key_id, access_key_secret = p.access_key_secret }
+      if p.mode == "StsToken" and type(p.sts_token) == "string" and p.sts_token ~= "" then
+        o.security_token = p.sts_token
+      end
+      if type(p.region_id) == "string" and p.region_id ~= "" then o.region = p.region_id end
+      return o, "aliyun-cli:" .. want
+    end
+  end
+end
+
 -- the ECS instance's RAM role (cdnkit.role), hardened mode first
 A.instance_role = {
   name = "Alibaba ECS RAM role", endpoint = "http://100.100.100.200",

@@ -118,6 +118,35 @@ A.credentials = {
 -- with the secret, sent as X-TC-Token (3.0) or Token (v2)
 A.token = { "token", "TENCENTCLOUD_SESSION_TOKEN" }
 
+-- The Tencent Cloud CLI's own profiles (~/.tccli/<profile>.credential:
+-- { secretId, secretKey, token? }; <profile>.configure may name the region),
+-- read when nothing earlier in the chain gave credentials: the profile
+-- TCCLI_PROFILE names, else "default".  Returns options, label | nil.
+function A.vendor_profile()
+  local home = os.getenv("HOME")
+  local dir = os.getenv("TCCLI_CONFIG_DIR") or (home and home .. "/.tccli")
+  if not dir then return nil end
+  local name = os.getenv("TCCLI_PROFILE") or "default"
+  local f = io.open(dir .. "/" .. name .. ".credential", "r")
+  if not f then return nil end
+  local d = core.json_decode(f:read("*a") or "")
+  f:close()
+  if type(d) ~= "table" or type(d.secretId) ~= "string" or d.secretId == "" or
+     type(d.secretKey) ~= "string" or d.secretKey == "" then
+    return nil
+  end
+  local o = { secret_id = d.secretId, secret_key = d.secretKey }
+  if type(d.token) == "string" and d.token ~= "" then o.token = d.token end
+  local cf = io.open(dir .. "/" .. name .. ".configure", "r")
+  if cf then
+    local c = core.json_decode(cf:read("*a") or "")
+    cf:close()
+    local region = type(c) == "table" and (c.sysParam and c.sysParam.region or c.region)
+    if type(region) == "string" and region ~= "" then o.region = region end
+  end
+  return o, "tccli:" .. name
+end
+
 -- the CVM instance's CAM role (cdnkit.role)
 A.instance_role = {
   name = "Tencent CVM CAM role", endpoint = "http://metadata.tencentyun.com",
