@@ -147,7 +147,14 @@ end
 -- true | nil, structured err
 local function session(self, st, name, force)
   local ok, e = true, nil
-  if st.role then ok, e = require("cdnkit.role").ensure(self, st, force) end
+  if st.role then
+    -- (on the client's transport, untraced: the answer holds the secret)
+    ok, e = require("cdnkit.role").ensure(self, st, force, function(req)
+      local status, headers, body = send(st, req, true)
+      if status and type(headers) == "string" then headers = core.parse_headers(headers) end
+      return status, headers, body
+    end)
+  end
   if ok and st.adapter.session then
     ok, e = st.adapter.session(self, st, force, function(action, req, shown, redact)
       return M.exchange(st, action, req, shown, redact)

@@ -55,29 +55,33 @@ function M.base(spec, opts)
   return (b or spec.endpoint):gsub("/+$", "")
 end
 
-local function get(curl, method, url, headers)
-  local status, h, body = curl:send { method = method, url = url, headers = headers or {},
-    timeout = 1, connect_timeout = 1, max_body = 65536 }
-  if not status then return nil, h and h.message or "no answer" end
+-- one metadata request; `send` is the client's transport (inside nginx:
+-- cosockets, so a renewal does not block the worker), else libcurl
+local function get(curl, method, url, headers, send)
+  local req = { method = method, url = url, headers = headers or {},
+                timeout = 1, connect_timeout = 1, max_body = 65536, idempotent = true }
+  local status, h, body
+  if send then status, h, body = send(req) else status, h, body = curl:send(req) end
+  if not status then return nil, type(h) == "table" and h.message or "no answer" end
   return status, body, h
 end
 
 --- Fetch the role's credentials: { key_id, secret, token, expires, role } |
 -- nil, why.  A negative answer is remembered (`fresh` skips that memory).
-function M.fetch(spec, base, fresh)
+function M.fetch(spec, base, fresh, send)
   if not fresh and NEGATIVE[base] then return nil, NEGATIVE[base] end
-  local curl = core.curl()
-  local function done(...) curl:close(); return ... end
+  local curl = not send and core.curl() or nil
+  local function done(...) if curl then curl:close() end; return ... end
   local hdr = {}
   if spec.token_path then
-    local st, tok = get(curl, "PUT", base .. spec.token_path, { [spec.ttl_header] = "21600" })
+    local st, tok = get(curl, "PUT", base .. spec.token_path, { [spec.ttl_header] = "21600" }, send)
     if st == 200 and tok and tok ~= "" then hdr[spec.token_header] = tok
     elseif st == nil then
       NEGATIVE[base] = "no metadata service at " .. base .. " (" .. tostring(tok) .. ")"
       return done(nil, NEGATIVE[base])
     end
   end
-  local st, body = get(curl, "GET", base .. spec.path, hdr)
+  local st, body = get(curl, "GET", base .. spec.path, hdr, send)
   if st == nil then
     NEGATIVE[base] = "no metadata service at " .. base .. " (" .. tostring(body) .. ")"
     return done(nil, NEGATIVE[base])
@@ -91,8 +95,8 @@ function M.fetch(spec, base, fresh)
     NEGATIVE[base] = "no instance role (an empty role list at " .. base .. ")"
     return done(nil, NEGATIVE[base])
   end
-  local st2, doc = get(curl, "GET", base .. spec.path .. role, hdr)
-  curl:close()
+  local st2, doc = get(curl, "GET", base .. spec.path .. role, hdr, send)
+  if curl then curl:close() end
   if st2 ~= 200 then return nil, "the role's credentials: HTTP " .. tostring(st2 or doc) end
   local d = core.json_decode(doc or "")
   if type(d) ~= "table" or (d.Code ~= nil and d.Code ~= "Success") then
@@ -120,10 +124,10 @@ end
 
 --- Before a request: renew the client's role credentials when due (or
 -- `force`d after a refused token).  true | nil, err fields.
-function M.ensure(client, st, force)
+function M.ensure(client, st, force, send)
   local r = st.role
   if not force and core.monotime() < r.renew_at then return true end
-  local c, why = M.fetch(r.spec, r.base, true)
+  local c, why = M.fetch(r.spec, r.base, true, send)
   if not c then
     -- not renewed: the old ones still serve until they expire
     if not force and r.expires and core.now() < r.expires then return true end
