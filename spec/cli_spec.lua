@@ -234,6 +234,17 @@ describe("cdnkit command", function()
       assert.equal(3, code)
       eq:config { task_seconds = 1 }
     end)
+    it("checks --timeout before sending, and never echoes a glued -pSECRET", function()
+      local env = qenv .. " CDNKIT_QCLOUD_ENDPOINT=" .. eq.url
+      eq:reset()
+      local code, _, err = run(env, "qcloud refresh --urls http://a.com/1 --wait --timeout abc")
+      assert.equal(2, code)
+      assert.truthy(err:find("--timeout", 1, true))
+      assert.equal(0, eq:stats().requests)
+      code, _, err = run(env, "qcloud --version-api v2 DescribeCdnHosts -pSuperSecret123")
+      assert.equal(2, code)
+      assert.falsy(err:find("SuperSecret123", 1, true))
+    end)
     it("--output json|table|raw, --trace with secrets masked", function()
       local env = "TENCENTCLOUD_SECRET_ID=AKIDtest TENCENTCLOUD_SECRET_KEY=testkey CDNKIT_QCLOUD_ENDPOINT=" .. eq.url
       local code, out = run(env, "qcloud DescribeDomains --Limit 2 --output raw")

@@ -74,6 +74,30 @@ describe("credentials", function()
       assert.truthy(req.explain.signed_headers:find("x-acs-security-token", 1, true))
       c:close()
     end)
+    it("is masked in V2 traces and in the server's string-to-sign of a mismatch", function()
+      local events = {}
+      local c = emu.client(ea, { version = false, signature = "v2", security_token = STS,
+                                 trace = function(ev) events[#events + 1] = ev end })
+      assert.is_table((c:DescribeCdnService {}))
+      assert.falsy(mentions(events, STS))
+      local bad = emu.client(ea, { version = false, signature = "v2", security_token = STS,
+                                   access_key_secret = "wrong-secret" })
+      local res, err = bad:DescribeCdnService {}
+      assert.is_nil(res)
+      assert.equal("SignatureDoesNotMatch", err.code)
+      assert.falsy(mentions(err, STS))
+      assert.falsy(tostring(err):find(STS, 1, true))
+      c:close(); bad:close()
+    end)
+    it("a token from the environment never goes with keys given as options", function()
+      local out = sub("ALIBABA_CLOUD_SECURITY_TOKEN=some-other-token", ([[
+        local c = require("cdnkit").aliyun { access_key_id = "testid", access_key_secret = "testsecret",
+                                             endpoint = %q }
+        local r, e = c:DescribeCdnService {}
+        io.write(r and "ok" or tostring(e))
+      ]]):format(ea.url))
+      assert.equal("ok", out)
+    end)
     it("comes from ALIBABA_CLOUD_SECURITY_TOKEN, read by the C core", function()
       local out = sub("ALIBABA_CLOUD_ACCESS_KEY_ID=testid ALIBABA_CLOUD_ACCESS_KEY_SECRET=testsecret " ..
         "ALIBABA_CLOUD_SECURITY_TOKEN=" .. STS, ([[

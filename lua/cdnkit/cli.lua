@@ -320,7 +320,9 @@ local function split(vendor, args)
   for _, t in ipairs(toks) do
     if t.flag then
       local f = t.flag
-      if t.missing then usage_error("--" .. f .. " needs a value") end
+      -- (a one-dash flag may be a glued secret, -pKEY: never echoed whole)
+      local shown = t.dash == 1 and ("-" .. f:sub(1, 1) .. (#f > 1 and "..." or "")) or ("--" .. f)
+      if t.missing then usage_error(shown .. " needs a value") end
       if t.dash == 1 and (f == "u" or f == "p") then
         if vendor ~= "qcloud" then
           usage_error(("-%s is the Tencent tool's flag; %s takes --%s"):format(f, vendor,
@@ -370,8 +372,9 @@ local function resolve(vendor, c_params, c_list, rest, copts, copt_names, what)
       for _, n in ipairs(c_list) do cands[#cands + 1] = n end
       for n in pairs(copt_names) do cands[#cands + 1] = n end
       for _, n in ipairs(OWN_LIST) do cands[#cands + 1] = n end
+      local shown = t.dash == 1 and (f:sub(1, 1) .. (#f > 1 and "..." or "")) or f
       usage_error(("%s has no parameter %s%s%s (cdnkit %s help %s)"):format(what,
-        t.dash == 1 and "-" or "--", f, suggest.hint(f, cands), vendor, what))
+        t.dash == 1 and "-" or "--", shown, t.dash == 1 and "" or suggest.hint(f, cands), vendor, what))
     end
   end
   return params
@@ -426,6 +429,13 @@ end
 
 local function cmd_batch(vendor, kind, flags, copts, rest, copt_names, write, ewrite)
   local urls, dirs = flags.urls, flags.dirs
+  -- the wait's flags are checked before anything is sent
+  if flags.timeout and not (tonumber(flags.timeout) and tonumber(flags.timeout) >= 0) then
+    usage_error("--timeout: seconds >= 0 expected, got '" .. flags.timeout .. "'")
+  end
+  if flags.interval and not (tonumber(flags.interval) and tonumber(flags.interval) > 0) then
+    usage_error("--interval: seconds > 0 expected, got '" .. flags.interval .. "'")
+  end
   if flags["urls-from"] then for _, u in ipairs(read_lines("urls-from", flags["urls-from"])) do urls[#urls + 1] = u end end
   if flags["dirs-from"] then for _, u in ipairs(read_lines("dirs-from", flags["dirs-from"])) do dirs[#dirs + 1] = u end end
   if kind == "prefetch" and #dirs > 0 then usage_error("prefetch takes URLs only (no --dirs)") end

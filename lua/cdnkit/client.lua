@@ -36,8 +36,9 @@ end
 
 -- mask what must not be shown in traces: signatures, session tokens, auth headers
 local function redact_params(s)
+  -- Signature=, and every ...Token= (Tencent's Token, Alibaba's SecurityToken)
   return (s:gsub("([?&]Signature=)[^&]*", "%1***"):gsub("^(Signature=)[^&]*", "%1***")
-           :gsub("([?&]Token=)[^&]*", "%1***"):gsub("^(Token=)[^&]*", "%1***"))
+           :gsub("([?&][%w_]*Token=)[^&]*", "%1***"):gsub("^([%w_]*Token=)[^&]*", "%1***"))
 end
 local SECRET_HEADERS = { authorization = true, ["x-auth-token"] = true, ["x-tc-token"] = true,
                          ["x-acs-security-token"] = true }
@@ -651,7 +652,10 @@ local function with_profile(A, opts)
   for _, list in ipairs { A.credentials, A.credentials_alt or {} } do
     for _, c in ipairs(list) do
       creds[c[1]] = true
-      if core.env_set(c[2]) then env_creds = true end
+      -- credentials come whole from one source: options or the environment
+      -- naming any of them leave the file's alone (a key id from one place
+      -- and a secret or token from another never meet)
+      if core.env_set(c[2]) or opts[c[1]] ~= nil then env_creds = true end
     end
   end
   if A.token then creds[A.token[1]] = true end
@@ -717,6 +721,7 @@ function M.new(A, opts)
   check_options(A, opts)
   local given = opts
   opts = with_profile(A, opts)
+  if opts ~= given then check_options(A, opts) end
   local ver = opts.version or A.default_version
   local V = adapter.version(A, ver)
   if not V then
@@ -923,7 +928,13 @@ function M.read_credentials(A, opts)
     if tv ~= nil and (type(tv) ~= "string" or tv == "") then
       raise("cdnkit." .. A.name .. ": option '" .. A.token[1] .. "' must be a non-empty string")
     end
-    if tv ~= nil then token = { value = tv } elseif core.env_set(A.token[2]) then token = { env = A.token[2] } end
+    if tv ~= nil then
+      token = { value = tv }
+    elseif core.env_set(A.token[2]) and (A.token.alone or opts[creds[1][1]] == nil) then
+      -- (the environment's session token goes with the environment's keys,
+      -- never with keys given as options)
+      token = { env = A.token[2] }
+    end
   end
   -- a token that is a credential of its own needs nothing else
   local token_alone = token and A.token.alone and opts[creds[#creds][1]] == nil and

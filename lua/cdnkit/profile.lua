@@ -70,8 +70,9 @@ function M.read(path)
   if not path then return nil end
   local f = io.open(path, "r")
   if not f then return nil end
-  local text = f:read("*a")
+  local text, rerr = f:read("*a")
   f:close()
+  if not text then raise("cdnkit: cannot read the credentials file " .. path .. " (" .. tostring(rerr) .. ")") end
   local mode = core.file_mode(path)
   if mode and mode % 64 ~= 0 and not warned[path] then
     -- (group or others may read or write it: bits 0077)

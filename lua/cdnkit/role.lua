@@ -58,7 +58,8 @@ end
 -- one metadata request; `send` is the client's transport (inside nginx:
 -- cosockets, so a renewal does not block the worker), else libcurl
 local function get(curl, method, url, headers, send)
-  local req = { method = method, url = url, headers = headers or {},
+  -- proxy "": never through a proxy (the answer holds credentials)
+  local req = { method = method, url = url, headers = headers or {}, proxy = "",
                 timeout = 1, connect_timeout = 1, max_body = 65536, idempotent = true }
   local status, h, body
   if send then status, h, body = send(req) else status, h, body = curl:send(req) end
@@ -69,7 +70,11 @@ end
 --- Fetch the role's credentials: { key_id, secret, token, expires, role } |
 -- nil, why.  A negative answer is remembered (`fresh` skips that memory).
 function M.fetch(spec, base, fresh, send)
-  if not fresh and NEGATIVE[base] then return nil, NEGATIVE[base] end
+  local mkey = base .. spec.path
+  if not fresh and NEGATIVE[mkey] then return nil, NEGATIVE[mkey] end
+  -- (a renewal's failure is not remembered: it may be transient)
+  local memo = NEGATIVE
+  if fresh then memo = {} end
   local curl = not send and core.curl() or nil
   local function done(...) if curl then curl:close() end; return ... end
   local hdr = {}
@@ -77,23 +82,23 @@ function M.fetch(spec, base, fresh, send)
     local st, tok = get(curl, "PUT", base .. spec.token_path, { [spec.ttl_header] = "21600" }, send)
     if st == 200 and tok and tok ~= "" then hdr[spec.token_header] = tok
     elseif st == nil then
-      NEGATIVE[base] = "no metadata service at " .. base .. " (" .. tostring(tok) .. ")"
-      return done(nil, NEGATIVE[base])
+      memo[mkey] = "no metadata service at " .. base .. " (" .. tostring(tok) .. ")"
+      return done(nil, memo[mkey])
     end
   end
   local st, body = get(curl, "GET", base .. spec.path, hdr, send)
   if st == nil then
-    NEGATIVE[base] = "no metadata service at " .. base .. " (" .. tostring(body) .. ")"
-    return done(nil, NEGATIVE[base])
+    memo[mkey] = "no metadata service at " .. base .. " (" .. tostring(body) .. ")"
+    return done(nil, memo[mkey])
   end
   if st ~= 200 then
-    NEGATIVE[base] = "no instance role (" .. base .. spec.path .. " answered HTTP " .. st .. ")"
-    return done(nil, NEGATIVE[base])
+    memo[mkey] = "no instance role (" .. base .. spec.path .. " answered HTTP " .. st .. ")"
+    return done(nil, memo[mkey])
   end
   local role = body:match("^%s*([^%s]+)")
   if not role then
-    NEGATIVE[base] = "no instance role (an empty role list at " .. base .. ")"
-    return done(nil, NEGATIVE[base])
+    memo[mkey] = "no instance role (an empty role list at " .. base .. ")"
+    return done(nil, memo[mkey])
   end
   local st2, doc = get(curl, "GET", base .. spec.path .. role, hdr, send)
   if curl then curl:close() end
@@ -108,7 +113,7 @@ function M.fetch(spec, base, fresh, send)
     return nil, "the role's credentials document has no " .. spec.key_id .. "/" .. spec.secret
   end
   local expires = spec.expired_time and tonumber(d[spec.expired_time]) or iso_time(d[spec.expiration])
-  NEGATIVE[base] = nil
+  NEGATIVE[mkey] = nil
   return { key_id = key, secret = secret, token = type(token) == "string" and token or nil,
            expires = expires, role = role }
 end
@@ -129,8 +134,12 @@ function M.ensure(client, st, force, send)
   if not force and core.monotime() < r.renew_at then return true end
   local c, why = M.fetch(r.spec, r.base, true, send)
   if not c then
-    -- not renewed: the old ones still serve until they expire
-    if not force and r.expires and core.now() < r.expires then return true end
+    -- not renewed: the old ones still serve until they expire; the next
+    -- try waits a little, so calls do not each wait for the timeout
+    if not force and r.expires and core.now() < r.expires then
+      r.renew_at = core.monotime() + 15
+      return true
+    end
     return nil, { code = "credentials", retryable = true, ambiguous = false, sent = false,
       message = "cannot renew the instance role's credentials: " .. why }
   end

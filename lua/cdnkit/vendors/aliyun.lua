@@ -172,6 +172,9 @@ function A.check_options(opts)
   if sig == "v3" and opts.version == V2014 then
     raise("cdnkit.aliyun: option 'signature': API 2014-11-11 is signed with \"v2\" only")
   end
+  if opts.security_token ~= nil and opts.security_token:find("[%z\r\n]") then
+    raise("cdnkit.aliyun: option 'security_token' must not contain line breaks or NUL")
+  end
   if opts.region ~= nil and not opts.region:match("^[%l%d%-]+$") then
     raise("cdnkit.aliyun: option 'region' must be a region id such as cn-hangzhou or ap-southeast-1, got '" ..
       opts.region .. "'")
@@ -417,6 +420,14 @@ function A.parse(st, action, status, headers, body, meta)
     if server and ok then
       e.server_string_to_sign = server
       e.diff = diff(ours, server) or "string-to-sign is the same as the server's: check access_key_secret"
+    end
+  end
+  -- the server's string-to-sign (echoed in the message) holds a session
+  -- token when one was signed: masked wherever it went
+  for _, k in ipairs { "message", "server_string_to_sign", "diff" } do
+    if type(e[k]) == "string" then
+      e[k] = e[k]:gsub("(SecurityToken%%3D)[^%%&\n]*", "%1***"):gsub("(SecurityToken=)[^&\n]*", "%1***")
+        :gsub("(x%-acs%-security%-token:)[^\n]*", "%1***")
     end
   end
   -- instance-role credentials refused as expired: renewed once, the call

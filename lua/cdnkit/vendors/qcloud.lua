@@ -141,7 +141,8 @@ function A.vendor_profile()
   if cf then
     local c = core.json_decode(cf:read("*a") or "")
     cf:close()
-    local region = type(c) == "table" and (c.sysParam and c.sysParam.region or c.region)
+    local sys = type(c) == "table" and (c._sys_param or c.sysParam)
+    local region = type(c) == "table" and (type(sys) == "table" and sys.region or c.region)
     if type(region) == "string" and region ~= "" then o.region = region end
   end
   return o, "tccli:" .. name
