@@ -19,6 +19,9 @@ local suggest = require "cdnkit.suggest"
 
 local M = {}
 
+-- the names people use for a version: Tencent's "3.0" is 2018-06-06
+local VERSION_ALIAS = { qcloud = { ["3.0"] = "2018-06-06", ["v3"] = "2018-06-06" } }
+
 local function usage_error(msg)
   error({ usage = msg }, 0)
 end
@@ -188,9 +191,10 @@ end
 -- a Lua error message without the "file:line: " position, for people, and
 -- the library's advice in the command's words
 local function plain(msg, vendor)
-  return (tostring(msg):gsub("^[^\n]-:%d+: ", "")
+  return (tostring(msg):gsub("^[^\n]-:%d+: ", ""):gsub("^cdnkit%.api: ", ""):gsub("^cdnkit: ", "")
     :gsub('create the client with version = "([^"]+)"', "add --version-api %1")
     :gsub('%(cdnkit%.(%w+){ version = "([^"]+)" }%)', "(--version-api %2)")
+    :gsub('see client:help%("([^"]+)"%)', "see cdnkit " .. tostring(vendor) .. " help %1")
     :gsub("%(client:refresh/prefetch split big lists for you%)",
       "(cdnkit " .. tostring(vendor) .. " refresh --urls-from FILE splits big lists for you)")
     :gsub("%(client:refresh splits for you%)", "(cdnkit " .. tostring(vendor) .. " refresh splits for you)"))
@@ -237,7 +241,7 @@ local function usage_text()
     "              [--dirs-from FILE|-] [--concurrency N] [--wait] [--timeout S] [--save FILE] [--dry-run]\n" ..
     "       cdnkit wait FILE [--timeout S] [--interval S]      (a report saved with --save)\n" ..
     "       cdnkit <vendor> help [Action]\n" ..
-    "       cdnkit repl [--emu]                                 (a Lua REPL with a client per vendor)\n" ..
+    "       cdnkit repl [--emu] [--profile NAME]                (a Lua REPL with a client per vendor)\n" ..
     "       cdnkit --version | --help\n\n" ..
     "Common flags: --version-api V (the vendor's API version; default its current one),\n" ..
     "  --endpoint URL (or CDNKIT_<VENDOR>_ENDPOINT), --region R, --profile NAME, --trace (or\n" ..
@@ -249,6 +253,8 @@ end
 
 local function print_help(vendor, action, write, version)
   local helptext = require "cdnkit.helptext"
+  local alias = VERSION_ALIAS[vendor] and VERSION_ALIAS[vendor][version or ""]
+  if alias then version = alias end
   local okv, api = pcall(cdnkit.api, vendor, version)
   if not okv then usage_error((tostring(api):gsub("^[^\n]-:%d+: ", ""))) end
   if not action then
@@ -264,12 +270,18 @@ local function print_help(vendor, action, write, version)
     end
     names[#names + 1] = a.name
   end
+  local A = require("cdnkit.adapter").get(vendor)
+  local V = require("cdnkit.adapter").version(A, api.api_version)
+  local moved = V and require("cdnkit.client").moved_hint(A, V, action)
+  if moved then usage_error(plain(moved, vendor)) end
   usage_error(vendor .. " has no action " .. action .. suggest.hint(action, names) ..
     " (cdnkit " .. vendor .. " help lists them)")
 end
 
 -- the API data the flags ask for (--version-api, else the vendor's default)
 local function api_of(vendor, flags)
+  local alias = VERSION_ALIAS[vendor] and VERSION_ALIAS[vendor][flags["version-api"] or ""]
+  if alias then flags["version-api"] = alias end
   local ok, api = pcall(cdnkit.api, vendor, flags["version-api"])
   if not ok then usage_error(plain(api, vendor)) end
   return api
@@ -351,7 +363,7 @@ local function split(vendor, args)
 end
 
 -- resolve the remaining flags against the action's parameters (or client options)
-local function resolve(vendor, c_params, c_list, rest, copts, copt_names, what)
+local function resolve(vendor, c_params, c_list, rest, copts, copt_names, what, version_flag)
   local params = {}
   for _, t in ipairs(rest) do
     local f = t.flag
@@ -373,8 +385,9 @@ local function resolve(vendor, c_params, c_list, rest, copts, copt_names, what)
       for n in pairs(copt_names) do cands[#cands + 1] = n end
       for _, n in ipairs(OWN_LIST) do cands[#cands + 1] = n end
       local shown = t.dash == 1 and (f:sub(1, 1) .. (#f > 1 and "..." or "")) or f
-      usage_error(("%s has no parameter %s%s%s (cdnkit %s help %s)"):format(what,
-        t.dash == 1 and "-" or "--", shown, t.dash == 1 and "" or suggest.hint(f, cands), vendor, what))
+      usage_error(("%s has no parameter %s%s%s (cdnkit %s%s help %s)"):format(what,
+        t.dash == 1 and "-" or "--", shown, t.dash == 1 and "" or suggest.hint(f, cands), vendor,
+        version_flag or "", what))
     end
   end
   return params
@@ -386,9 +399,15 @@ local function report_data(r)
   return { vendor = r.vendor, ok = r.ok, done = r.done, batches = r.batches, task_ids = r.task_ids }
 end
 
-local function summary_line(r, total)
-  return ("%s: %d of %d accepted in %d calls, %d tasks%s"):format(r.vendor, r.done, total, r.batches,
-    #r.task_ids, #r.failed > 0 and (", " .. #r.failed .. " batches FAILED") or "")
+local function plural(n, one, many) return n .. " " .. (n == 1 and one or many) end
+
+-- (the total is what was sent or refused: duplicates were removed first)
+local function summary_line(r)
+  local failed = 0
+  for _, f in ipairs(r.failed) do failed = failed + #f.urls end
+  return ("%s: %d of %d accepted in %s, %s%s"):format(r.vendor, r.done, r.done + failed,
+    plural(r.batches, "call", "calls"), plural(#r.task_ids, "task", "tasks"),
+    #r.failed > 0 and (", " .. plural(#r.failed, "batch", "batches") .. " FAILED") or "")
 end
 
 local function progress_bar(ewrite)
@@ -439,7 +458,9 @@ local function cmd_batch(vendor, kind, flags, copts, rest, copt_names, write, ew
   if flags["urls-from"] then for _, u in ipairs(read_lines("urls-from", flags["urls-from"])) do urls[#urls + 1] = u end end
   if flags["dirs-from"] then for _, u in ipairs(read_lines("dirs-from", flags["dirs-from"])) do dirs[#dirs + 1] = u end end
   if kind == "prefetch" and #dirs > 0 then usage_error("prefetch takes URLs only (no --dirs)") end
-  if #urls == 0 and #dirs == 0 then usage_error(kind .. " needs --urls, --dirs or --urls-from FILE") end
+  if #urls == 0 and #dirs == 0 then
+    usage_error(kind .. " needs --urls, --dirs, --urls-from FILE or --dirs-from FILE")
+  end
   -- the vendor's purge parameters (ObjectType, Force, FlushType, urlAction, ...)
   local api = api_of(vendor, flags)
   local byname, names = {}, {}
@@ -457,7 +478,6 @@ local function cmd_batch(vendor, kind, flags, copts, rest, copt_names, write, ew
   local c = make_client(vendor, flags, copts, ewrite)
   local conc = flags.concurrency and tonumber(flags.concurrency)
   if flags.concurrency and not conc then usage_error("--concurrency: a number expected") end
-  local total = #urls + #dirs
   local opts = { urls = #urls > 0 and urls or nil, dirs = kind == "refresh" and #dirs > 0 and dirs or nil,
                  concurrency = conc, params = next(params) and params or nil, dry_run = flags["dry-run"] or nil }
   if kind == "refresh" and not opts.urls and not opts.dirs then opts.urls = {} end
@@ -475,7 +495,7 @@ local function cmd_batch(vendor, kind, flags, copts, rest, copt_names, write, ew
     write(M.format(report, flags.output or "json") .. "\n")
     return 0
   end
-  ewrite(summary_line(report, total) .. "\n")
+  ewrite(summary_line(report) .. "\n")
   for _, f in ipairs(report.failed) do
     ewrite(("  %d URLs not %s: %s\n"):format(#f.urls, kind == "prefetch" and "prefetched" or "purged", tostring(f.err)))
   end
@@ -495,8 +515,8 @@ end
 local function cmd_wait(args, write, ewrite)
   local path = args[2]
   if not path or path:match("^%-") then usage_error("usage: cdnkit wait FILE [--timeout S] [--interval S]") end
-  local f = io.open(path, "r")
-  if not f then usage_error("wait: cannot read " .. path) end
+  local f, ferr = io.open(path, "r")
+  if not f then usage_error("wait: cannot read " .. tostring(ferr)) end
   local data = core.json_decode(f:read("*a") or "")
   f:close()
   if type(data) ~= "table" or type(data.vendor) ~= "string" then
@@ -567,6 +587,7 @@ function M.main(args, write, ewrite)
       if a.name == action then found = true end
       names[#names + 1] = a.name
     end
+    for _, verb in ipairs { "refresh", "prefetch", "help" } do names[#names + 1] = verb end
     if not found then
       local A = require("cdnkit.adapter").get(vendor)
       local V = require("cdnkit.adapter").version(A, api.api_version) or
@@ -577,10 +598,14 @@ function M.main(args, write, ewrite)
           " (cdnkit " .. vendor .. " help lists them)"))
     end
     local byname, list = params_of(api, action)
-    local params = resolve(vendor, byname, list, rest, copts, copt_names, action)
+    local params = resolve(vendor, byname, list, rest, copts, copt_names, action,
+      flags["version-api"] and (" --version-api " .. flags["version-api"]) or nil)
     if flags.output == "raw" then flags.raw_capture = true end
     local c = make_client(vendor, flags, copts, ewrite)
     local out_as = flags.output or (isatty(1) and "table" or "json")
+    if flags.all and out_as == "raw" then
+      usage_error("--output raw is one answer's body as received; with --all use --output json")
+    end
     if flags.all then
       local items = setmetatable({}, core.array_mt)
       local okr, err = pcall(function()
@@ -612,7 +637,7 @@ function M.main(args, write, ewrite)
   end)
   if ok then return status end
   if type(status) == "table" and status.usage then
-    ewrite("cdnkit: " .. status.usage .. "\n")
+    ewrite("cdnkit: " .. tostring(status.usage):gsub("^cdnkit: ", "") .. "\n")
     return 2
   end
   ewrite("cdnkit: " .. tostring(status) .. "\n")
