@@ -883,12 +883,34 @@ end
 function M.no_credentials(A, missing, creds)
   local names, envs = {}, {}
   for i, d in ipairs(creds or A.credentials) do names[i] = d[1]; envs[i] = d[2] end
-  local file = require("cdnkit.profile").path() or "~/.config/cdnkit/credentials"
+  local prof = require "cdnkit.profile"
+  local file = prof.path() or "~/.config/cdnkit/credentials"
+  -- what the profile file held, when there is one
+  local okr, sections, order = pcall(prof.read, prof.path())
+  local pnote = ""
+  if okr and sections then
+    local want = os.getenv("CDNKIT_PROFILE")
+    if not want or want == "" then want = "default" end
+    if not sections[want] then
+      pnote = ("; %s has no [%s] profile (it has: %s)"):format(file, want,
+        #order > 0 and table.concat(order, ", ") or "none")
+    end
+  elseif okr then
+    pnote = "; there is no " .. file
+  end
+  -- a part of the credentials in the environment keeps the file's out
+  local envs_set = {}
+  for _, d in ipairs(creds or A.credentials) do
+    if core.env_set(d[2]) then envs_set[#envs_set + 1] = d[2] end
+  end
+  if #envs_set > 0 then
+    pnote = pnote .. "; " .. table.concat(envs_set, ", ") .. " is set, so the profile file's credentials were not used"
+  end
   local role = M.role_why and ("; tried the instance role: " .. M.role_why) or ""
   M.role_why = nil
   raise("cdnkit." .. A.name .. ": no credentials found: give " .. table.concat(names, " and ") ..
     ", or set " .. table.concat(envs, " and ") .. ", or put them in a profile of " .. file ..
-    " (" .. missing .. " is missing" .. role .. ")")
+    " (" .. missing .. " is missing" .. pnote .. role .. ")")
 end
 
 --- Whether the options or the environment name any credentials (then the
