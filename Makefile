@@ -32,7 +32,7 @@ WARN    = -Wall -Wextra $(WERROR) -Wshadow -Wmissing-prototypes -Wstrict-prototy
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) -fPIC -fvisibility=hidden \
              -I$(LUA_INCDIR) -DCDNKIT_VERSION='"$(VERSION)"'
-LIBS    = -lcurl -lcrypto
+LIBS    = -lcurl -lcrypto -lhiredis
 
 SRC     = $(sort $(wildcard src/*.c))
 HDR     = $(sort $(wildcard src/*.h))
@@ -47,7 +47,8 @@ JIT_INC = /usr/include/luajit-2.1
 
 DEBS = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-busted \
        pkg-config gcc make valgrind python3 ca-certificates binutils locales luarocks clang \
-       luajit2 libluajit2-5.1-dev nginx libnginx-mod-http-lua openssl tmux rlwrap
+       luajit2 libluajit2-5.1-dev nginx libnginx-mod-http-lua openssl tmux rlwrap \
+       libhiredis-dev redis-server
 
 # only for `make bench`: the local server the request-overhead runs talk to
 # (node/npm for the @alicloud/pop-core comparison are used when present)

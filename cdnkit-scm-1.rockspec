@@ -20,6 +20,7 @@ dependencies = {
 external_dependencies = {
   CURL = { library = "curl" },   -- Debian keeps curl.h in a multiarch include dir
   OPENSSL = { header = "openssl/evp.h" },
+  HIREDIS = { header = "hiredis/hiredis.h" }, -- core.redis (the fleet purge queue)
 }
 -- The Makefile builds the C core and installs every module under lua/cdnkit/
 -- (whatever folder it is in: there is no module list to keep here); without

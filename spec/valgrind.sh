@@ -22,7 +22,7 @@ if ! vg spec/support/workload.lua; then
 fi
 out=$(mktemp)
 if vg /usr/bin/busted -o plainTerminal spec/reliability_duplicates_spec.lua \
-      spec/reliability_reports_spec.lua spec/reliability_limits_spec.lua spec/plcloud_spec.lua >"$out" 2>&1 &&
+      spec/reliability_reports_spec.lua spec/reliability_limits_spec.lua spec/plcloud_spec.lua spec/redis_spec.lua >"$out" 2>&1 &&
    grep -qE '^[0-9]+ successes / 0 failures / 0 errors' "$out"; then
   :
 else

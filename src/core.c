@@ -30,6 +30,7 @@
 #include "client.h"
 #include "http.h"
 #include "json.h"
+#include "redis.h"
 #include "sign.h"
 #include "util.h"
 
@@ -288,6 +289,7 @@ static const luaL_Reg core_funcs[] = {
     {"client_set_token", cdk_client_set_token},
     {"client_set_credentials", cdk_client_set_credentials},
     {"curl", cdk_http_new},
+    {"redis", cdk_redis_connect},
     {"curl_version", l_curl_version},
     {NULL, NULL},
 };
@@ -300,6 +302,7 @@ CDK_API int luaopen_cdnkit_core(lua_State *L)
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return luaL_error(L, "cdnkit: curl_global_init failed");
     cdk_scratch_register(L);
+    cdk_redis_register(L);
     cdk_http_register(L);
     luaL_newlib(L, core_funcs);
     {
