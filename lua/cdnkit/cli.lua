@@ -29,51 +29,11 @@ end
 ---------------------------------------------------------------------------
 -- output
 
-local function pretty(v, indent, out)
-  indent = indent or ""
-  if type(v) ~= "table" then
-    if v == core.null then out[#out + 1] = "null"
-    elseif type(v) == "string" then out[#out + 1] = string.format("%q", v)
-    else out[#out + 1] = tostring(v) end
-    return
-  end
-  local keys, n = {}, #v
-  for k in pairs(v) do
-    if not (type(k) == "number" and k >= 1 and k <= n and k == math.floor(k)) then keys[#keys + 1] = k end
-  end
-  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-  if n == 0 and #keys == 0 then
-    out[#out + 1] = getmetatable(v) == core.array_mt and "[]" or "{}"
-    return
-  end
-  out[#out + 1] = "{\n"
-  local inner = indent .. "  "
-  for i = 1, n do
-    out[#out + 1] = inner
-    pretty(v[i], inner, out)
-    out[#out + 1] = ",\n"
-  end
-  for _, k in ipairs(keys) do
-    local key = tostring(k)
-    if type(k) ~= "string" or not key:match("^[%a_][%w_]*$") then key = "[" .. string.format("%q", k) .. "]" end
-    out[#out + 1] = inner .. key .. " = "
-    pretty(v[k], inner, out)
-    out[#out + 1] = ",\n"
-  end
-  out[#out + 1] = indent .. "}"
-end
-
---- `v` as text: "json" (exact integers, [] for empty arrays), "table"
--- (readable, Lua-like; cdnkit.pp where the library has it) or "raw".
+--- `v` as text: "json" (exact integers, [] for empty arrays) or "table"
+-- (readable, Lua-like: cdnkit.pp).
 function M.format(v, as)
   if as == true or as == "json" then return core.json_encode(v) end
-  local ok, pp = pcall(require, "cdnkit.pp")
-  if ok and (type(pp) == "function" or (type(pp) == "table" and getmetatable(pp) and getmetatable(pp).__call)) then
-    return pp(v)
-  end
-  local out = {}
-  pretty(v, "", out)
-  return table.concat(out)
+  return cdnkit.pp(v)
 end
 
 local function isatty(fd)

@@ -126,6 +126,13 @@ local function send(st, req, always_headers)
   return transport.lua_send(st.send, req)
 end
 
+-- the same, the headers always a table (requests cdnkit makes for itself)
+local function send_parsed(st, req)
+  local status, headers, body = send(st, req, true)
+  if status and type(headers) == "string" then headers = core.parse_headers(headers) end
+  return status, headers, body
+end
+
 --- A request an adapter makes itself (Plcloud's keystone token request):
 -- sent on the client's transport, traced as `shown` (a copy without the
 -- secret) with the answer's body passed through `redact` first.  Returns
@@ -135,8 +142,7 @@ function M.exchange(st, action, req, shown, redact)
   if st.trace then
     trace(st, { event = "request", vendor = vendor, action = action, request = shown or redact_req(req) })
   end
-  local status, headers, body = send(st, req, true)
-  if status and type(headers) == "string" then headers = core.parse_headers(headers) end
+  local status, headers, body = send_parsed(st, req)
   if st.trace and status then
     trace(st, { event = "response", vendor = vendor, action = action, status = status, headers = headers,
                 body = redact and body and redact(body) or body })
@@ -150,11 +156,7 @@ local function session(self, st, name, force)
   local ok, e = true, nil
   if st.role then
     -- (on the client's transport, untraced: the answer holds the secret)
-    ok, e = require("cdnkit.role").ensure(self, st, force, function(req)
-      local status, headers, body = send(st, req, true)
-      if status and type(headers) == "string" then headers = core.parse_headers(headers) end
-      return status, headers, body
-    end)
+    ok, e = require("cdnkit.role").ensure(self, st, force, function(req) return send_parsed(st, req) end)
   end
   if ok and st.adapter.session then
     ok, e = st.adapter.session(self, st, force, function(action, req, shown, redact)

@@ -27,20 +27,7 @@ local M = {}
 
 local NEGATIVE = {} -- metadata base URL -> why (this lua_State)
 
-local function iso_time(s)
-  if type(s) ~= "string" then return nil end
-  local y, mo, d, h, mi, se = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)")
-  if not y then return nil end
-  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
-  local floor = math.floor
-  local yy = mo <= 2 and y - 1 or y
-  local era = floor(yy / 400)
-  local yoe = yy - era * 400
-  local mp = (mo + 9) % 12
-  local doy = floor((153 * mp + 2) / 5) + d - 1
-  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-  return (era * 146097 + doe - 719468) * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(se)
-end
+local iso_time = require("cdnkit.validate").iso_time
 
 --- The metadata base URL for these options, or nil when switched off.
 -- (the `metadata_endpoint` option is a choice made in code: it is asked even

@@ -65,6 +65,34 @@ local FORMATS = {
 }
 M.FORMATS = FORMATS
 
+--- Seconds since the epoch of an ISO 8601 time (2014-08-21T08:05:24Z,
+-- optional fraction, Z or +hh:mm), or nil
+function M.iso_time(s)
+  if type(s) ~= "string" then return nil end
+  local y, mo, d, h, mi, se, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)(.*)$")
+  if not y then return nil end
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  -- days from civil (proleptic Gregorian), no dependence on the local time zone
+  local floor = math.floor
+  local yy = mo <= 2 and y - 1 or y
+  local era = floor(yy / 400)
+  local yoe = yy - era * 400
+  local mp = (mo + 9) % 12
+  local doy = floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
+  local days = era * 146097 + doe - 719468
+  local t = days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(se)
+  rest = rest:gsub("^%.%d+", "")
+  local sign, oh, om = rest:match("^([+-])(%d%d):?(%d%d)$")
+  if sign then
+    local off = tonumber(oh) * 3600 + tonumber(om) * 60
+    t = sign == "+" and t - off or t + off
+  elseif rest ~= "" and rest ~= "Z" then
+    return nil
+  end
+  return t
+end
+
 --- The host of a URL, lower-cased (what a vendor counts as its domain), or nil.
 local function url_host(u)
   local h = u:match("^%a[%w+.-]*://([^/?#]+)")
