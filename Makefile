@@ -48,7 +48,7 @@ JIT_INC = /usr/include/luajit-2.1
 DEBS = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-busted \
        pkg-config gcc make valgrind python3 ca-certificates binutils locales luarocks clang \
        luajit2 libluajit2-5.1-dev nginx libnginx-mod-http-lua openssl tmux rlwrap \
-       libhiredis-dev redis-server
+       libhiredis-dev redis-server redis-tools lua-nginx-redis
 
 # only for `make bench`: the local server the request-overhead runs talk to
 # (node/npm for the @alicloud/pop-core comparison are used when present)

@@ -509,7 +509,7 @@ local function no_task_id(g, j)
   })
 end
 
-local function run(groups, max_bytes, all, progress)
+local function run(groups, max_bytes, all, progress, on_batch)
   local queue = {}
   -- progress: URLs in finished batches (accepted or failed) of all URLs,
   -- after every wave; a raising callback is ignored (it cannot lose work)
@@ -517,6 +517,11 @@ local function run(groups, max_bytes, all, progress)
   for _, it in ipairs(all) do total = total + #it.job.urls end
   local function tell()
     if progress then pcall(progress, finished, total) end
+  end
+  -- on_batch: each batch as it ends, accepted or failed for good (a
+  -- raising callback is ignored, as progress)
+  local function ended(g, ev)
+    if on_batch then ev.vendor = g.A.name; pcall(on_batch, ev) end
   end
   for _, it in ipairs(all) do queue[#queue + 1] = it end
   local t0 = core.monotime()
@@ -633,6 +638,7 @@ local function run(groups, max_bytes, all, progress)
             rep.results[#rep.results + 1] = { kind = j.kind, urls = j.urls, task_ids = ids,
                                               params = j.sent_params, untracked = j.untracked }
             it.open = nil
+            ended(g, { ok = true, kind = j.kind, urls = j.urls, task_ids = ids })
           else
             err.attempts = j.attempts
             it.last_err = err
@@ -663,6 +669,7 @@ local function run(groups, max_bytes, all, progress)
               record_failed(it, err)
               finished = finished + #j.urls
               it.open = nil
+              ended(g, { ok = false, kind = j.kind, urls = j.urls, err = err })
             end
           end
         end
@@ -686,14 +693,14 @@ end
 -- closed by a trace callback or a finalizer, a raising retry hook, a C
 -- error, out of memory), the batches not finished are recorded as failed:
 -- those that were in flight as ambiguous, those never sent as "not_sent".
-local function execute(groups, max_bytes, progress)
+local function execute(groups, max_bytes, progress, on_batch)
   local all = {}
   for gi, g in ipairs(groups) do
     for _, j in ipairs(g.jobs) do
       all[#all + 1] = { group = g, gi = gi, job = j, due = 0, open = true }
     end
   end
-  local ok, waves = pcall(run, groups, max_bytes, all, progress)
+  local ok, waves = pcall(run, groups, max_bytes, all, progress, on_batch)
   if not ok then
     -- the reason, without the position inside cdnkit's own files
     local why = tostring(waves):gsub("^[^\n]-%.lua:%d+: ", "")
@@ -714,6 +721,9 @@ local function execute(groups, max_bytes, progress)
             message = "not sent: the batch stopped: " .. why })
         end
         pcall(record_failed, it, err)
+        if on_batch then
+          pcall(on_batch, { vendor = g.A.name, ok = false, kind = j.kind, urls = j.urls, err = err })
+        end
       end
     end
     waves = nil
@@ -1014,7 +1024,7 @@ end
 ---------------------------------------------------------------------------
 
 local OPTS = { "urls", "dirs", "concurrency", "batch_size", "retry", "check_quota", "max_batch_bytes",
-               "params", "dry_run", "progress" }
+               "params", "dry_run", "progress", "on_batch" }
 
 -- the answers of one wave held in memory at once, at most (then the rest of
 -- the wave waits for the next one); every answer is also capped by max_body
@@ -1034,7 +1044,63 @@ local function check_opts(opts)
   if opts.progress ~= nil and type(opts.progress) ~= "function" then
     raise("cdnkit: progress must be a function(done_urls, total_urls)")
   end
+  if opts.on_batch ~= nil and type(opts.on_batch) ~= "function" then
+    raise("cdnkit: on_batch must be a function(event)")
+  end
   batch_bytes(opts)
+end
+
+-- check_quota = true: ask the vendor's quota API (declared in the adapter as
+-- `quota`) before sending; nil, err (code "quota") when today's remaining
+-- quota cannot take the work.  Vendors without a quota API raise.
+-- today's remaining quota of `kind` by the vendor's quota API: left,
+-- field | nil, err.  `answers` (action -> data) shares one query per action.
+local function quota_left(A, st, client, kind, extra, answers)
+  local q = st.quota
+  local action = q.actions and q.actions[kind] or q.action
+  if not action then return nil end
+  local data = answers[action]
+  if not data then
+    local err
+    data, err = client_mod.invoke(client, action, {}, true)
+    if not data then return nil, err end
+    answers[action] = data
+  end
+  local field = q.remain[kind]
+  -- a purge type with its own quota (Alibaba ObjectType Regex, ExQuery)
+  local t = kind == "refresh_url" and q.type_param and extra and extra[q.type_param]
+  if t and q.by_type and q.by_type[t] then field = q.by_type[t] end
+  local v = field and paginate.dig(data, field)
+  if v == nil or v == core.null then
+    -- no figure to check against: not a pass
+    return nil, errors.new(A.name, action, {
+      code = "bad_response", retryable = false, kind = kind,
+      message = "the quota answer has no " .. tostring(field) .. "; nothing was sent",
+    })
+  end
+  local left
+  if type(v) == "table" and q.row_field then
+    -- one row per area (Tencent): the purge's Area, else the tightest
+    -- (an area no row names, e.g. Tencent's "global", spends every
+    -- area's quota: the smallest counts)
+    local area = q.area_param and extra and extra[q.area_param]
+    local function pick(only)
+      for _, row in ipairs(v) do
+        local x = type(row) == "table" and tonumber(row[q.row_field])
+        if x and (only == nil or row[q.area_field] == only) then
+          if left == nil or x < left then left = x end
+        end
+      end
+    end
+    pick(area)
+    if left == nil and area ~= nil then pick(nil) end
+  else
+    left = tonumber(v)
+  end
+  if left == nil then return false end -- no figure for this purge (as before: not checked)
+  local what = kind:gsub("_", " ")
+  if t and q.by_type and q.by_type[t] then what = what .. " (" .. tostring(t) .. ")" end
+  return left, field, action, what
 end
 
 -- check_quota = true: ask the vendor's quota API (declared in the adapter as
@@ -1042,54 +1108,14 @@ end
 -- quota cannot take the work.  Vendors without a quota API raise.
 local function check_quota(g, kinds)
   local A, st = g.A, g.st
-  local q = st.quota
-  if not q then raise("cdnkit." .. A.name .. ": the vendor has no quota API to check") end
+  if not st.quota then raise("cdnkit." .. A.name .. ": the vendor has no quota API to check") end
   local answers = {} -- action -> data (one query per quota action)
   for _, kj in ipairs(kinds) do
     local kind, n = kj[1], #kj[2]
-    local action = q.actions and q.actions[kind] or q.action
-    if n > 0 and action then
-      local data = answers[action]
-      if not data then
-        local err
-        data, err = client_mod.invoke(g.client, action, {}, true)
-        if not data then return nil, err end
-        answers[action] = data
-      end
-      local field = q.remain[kind]
-      -- a purge type with its own quota (Alibaba ObjectType Regex, ExQuery)
-      local t = kind == "refresh_url" and q.type_param and g.extra and g.extra[q.type_param]
-      if t and q.by_type and q.by_type[t] then field = q.by_type[t] end
-      local v = field and paginate.dig(data, field)
-      if v == nil or v == core.null then
-        -- no figure to check against: not a pass
-        return nil, errors.new(A.name, action, {
-          code = "bad_response", retryable = false, kind = kind,
-          message = "the quota answer has no " .. tostring(field) .. "; nothing was sent",
-        })
-      end
-      local left
-      if type(v) == "table" and q.row_field then
-        -- one row per area (Tencent): the purge's Area, else the tightest
-        -- (an area no row names, e.g. Tencent's "global", spends every
-        -- area's quota: the smallest counts)
-        local area = q.area_param and g.extra and g.extra[q.area_param]
-        local function pick(only)
-          for _, row in ipairs(v) do
-            local x = type(row) == "table" and tonumber(row[q.row_field])
-            if x and (only == nil or row[q.area_field] == only) then
-              if left == nil or x < left then left = x end
-            end
-          end
-        end
-        pick(area)
-        if left == nil and area ~= nil then pick(nil) end
-      else
-        left = tonumber(v)
-      end
+    if n > 0 then
+      local left, field, action, what = quota_left(A, st, g.client, kind, g.extra, answers)
+      if left == nil and field ~= nil then return nil, field end
       if left and n > left then
-        local what = kind:gsub("_", " ")
-        if t and q.by_type and q.by_type[t] then what = what .. " (" .. tostring(t) .. ")" end
         return nil, errors.new(A.name, action, {
           code = "quota", retryable = false, kind = kind, needed = n, remaining = left,
           quota_field = field,
@@ -1100,6 +1126,19 @@ local function check_quota(g, kinds)
     end
   end
   return true
+end
+
+--- Today's remaining quota of `kind` ("refresh_url", "refresh_dir",
+-- "prefetch") for purges with wire parameters `params` (Tencent's Area,
+-- Alibaba's ObjectType), read from the vendor's quota API: left | false
+-- (the vendor has no quota API, or none for this kind) | nil, err.
+function M.quota_left(client, kind, params)
+  local st = client_mod.STATE[client]
+  if not st then error("cdnkit: quota_left needs an open cdnkit client", 2) end
+  if not st.quota then return false end
+  local left, err = quota_left(st.adapter, st, client, kind, params, {})
+  if left == nil and err ~= nil then return nil, err end
+  return left or false
 end
 
 local function refresh_kinds(opts)
@@ -1133,7 +1172,7 @@ function M.install(methods, A)
       if not ok then return nil, err end
       g.report.quota_checked = true
     end
-    execute({ g }, batch_bytes(opts), opts.progress)
+    execute({ g }, batch_bytes(opts), opts.progress, opts.on_batch)
     return g.report
   end
 
@@ -1218,7 +1257,7 @@ function M.refresh_all(clients, opts)
       end
     end
   end
-  execute(groups, batch_bytes(opts), opts.progress)
+  execute(groups, batch_bytes(opts), opts.progress, opts.on_batch)
   local out = setmetatable({ ok = true }, multi_mt)
   for i, g in ipairs(groups) do
     out[i] = g.report

@@ -193,7 +193,7 @@ local function invoke(self, st, P, flat, idempotent, until_t)
   local last
   while true do
     n = n + 1
-    if st.rate ~= false then
+    if st.rate ~= false or st.pacer then
       local at = pace.reserve(st, name)
       if at then
         if t0 and at - t0 >= policy.deadline then
@@ -449,6 +449,16 @@ end
 --- " - did you mean 'X'?" for a name that differs from an action's only in
 -- case, or that is the method part of a resource action ("cache_flush" for
 -- "cdn.cache_flush"); "" otherwise.
+--- Attach a shared pacer (see cdnkit.pace) to `client`, or remove it with
+-- nil: cdnkit.queue's fleet-wide rate.  Returns the one it replaced.
+function M.set_pacer(client, pacer)
+  local st = STATE[client]
+  if not st then error("cdnkit: set_pacer needs an open cdnkit client", 2) end
+  local old = st.pacer
+  st.pacer, st.pacer_held = pacer, nil
+  return old
+end
+
 function M.did_you_mean(api, k)
   if type(k) ~= "string" then return "" end
   local low = k:lower()

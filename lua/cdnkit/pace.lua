@@ -72,13 +72,26 @@ end
 
 --- Reserve a start time for one request of `action`: the later of what each
 -- bucket allows.  Returns nil when pacing is off.
+-- A shared pacer (st.pacer, set by cdnkit.queue through client.set_pacer)
+-- adds a limit kept outside this process, e.g. one rate for every flusher
+-- of a fleet: pacer:reserve(action) returns the seconds to wait from now and
+-- a handle (a wait of 0 and no handle when it does not pace `action`), or
+-- raises when it cannot tell (the batch then fails as not sent: never sent
+-- unpaced); pacer:release(action, handle) gives the reservation back.
 function M.reserve(st, action, now)
   local list = buckets(st, action)
-  if not list or #list == 0 then return nil end
+  local shared = st.pacer
+  if (not list or #list == 0) and not shared then return nil end
   now = now or core.monotime()
   local at = now
-  for _, b in ipairs(list) do
+  for _, b in ipairs(list or {}) do
     local t = M.take(b, now)
+    if t > at then at = t end
+  end
+  if shared then
+    local wait, handle = shared:reserve(action)
+    st.pacer_held = handle
+    local t = core.monotime() + wait
     if t > at then at = t end
   end
   return at
@@ -89,6 +102,11 @@ end
 function M.release(st, action)
   local list = buckets(st, action)
   for _, b in ipairs(list or {}) do b.tokens = math.min(b.burst, b.tokens + 1) end
+  if st.pacer and st.pacer_held ~= nil then
+    local h = st.pacer_held
+    st.pacer_held = nil
+    st.pacer:release(action, h)
+  end
 end
 
 --- Reserve `n` units of a sliding-window limit: at most `limit` units in

@@ -197,7 +197,7 @@ local OPTIONS = { "urls", "dirs", "concurrency", "batch_size", "retry", "check_q
                   "params", "max_batch_bytes", "timeout", "interval", "endpoint", "method",
                   "connect_timeout", "proxy", "ca_file", "verify_tls", "user_agent", "rate",
                   "transport", "trace", "sleep", "max_body", "profile", "max_items", "width",
-                  "depth", "max_string" }
+                  "depth", "max_string", "on_batch", "progress" }
 local LUA_WORDS = { "and", "break", "do", "else", "elseif", "end", "false", "for", "function",
                     "if", "in", "local", "nil", "not", "or", "repeat", "return", "then", "true",
                     "until", "while", "print", "pairs", "ipairs", "tostring", "tonumber", "type",

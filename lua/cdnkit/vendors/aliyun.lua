@@ -397,6 +397,8 @@ function A.parse(st, action, status, headers, body, meta)
   -- judge_replay makes it ambiguous)
   if data.Code == "SignatureNonceUsed" then e.replay = true end
   if data.Code:match("^InvalidAccessKeyId") then e.hint = "check access_key_id" end
+  -- today's purge/preload quota is used up (cdnkit.queue waits for the next day)
+  if data.Code:match("^QuotaExceeded") then e.over_quota = true end
   if RETRYABLE[data.Code] and data.Code:match("^Throttling") then
     -- the vendor may say how long until the limit resets: TimeLeft in the
     -- x-ratelimit-user-api / x-ratelimit-user header ("k:v,k:v"; the unit

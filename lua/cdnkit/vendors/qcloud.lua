@@ -391,6 +391,8 @@ local function parse_v3(st, action, status, headers, body)
   if code == "InternalError" or code:match("^InternalError%.") then err.ambiguous = true end
   -- the timestamp was off by more than 5 minutes: the request never ran
   if code == "AuthFailure.SignatureExpire" then err.clock = true; err.ambiguous = false end
+  -- today's quota is used up: the work can go tomorrow (cdnkit.queue waits)
+  if code:match("ExceedDayLimit$") then err.over_quota = true end
   if code == "AuthFailure.SecretIdNotFound" or code == "AuthFailure.InvalidSecretId" then
     err.hint = "check secret_id"
   elseif code == "AuthFailure.SignatureFailure" then
@@ -442,6 +444,7 @@ function A.parse(st, action, status, headers, body, meta)
   -- have run); client.lua judge_replay tells them apart with our clock
   if code == 4500 or mcode == 4500 then e.clock = true; e.replay = true end
   if code == 4100 then e.hint = "check secret_id and secret_key" end
+  if NOT_RETRYABLE_MODULE[mcode] then e.over_quota = true end
   -- an internal error or maintenance answer may come after the work was done:
   -- never resend a non-idempotent action after one
   if code == 6000 or code == 6200 then e.ambiguous = true end

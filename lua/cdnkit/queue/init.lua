@@ -1,0 +1,748 @@
+-- cdnkit.queue: a fleet-wide purge queue on Redis.
+--
+-- Producers (nginx workers on any node, cron scripts, `cdnkit queue add`)
+-- append purge requests to one Redis Stream per vendor account; flushers
+-- (nginx timers on some nodes, or `cdnkit queue run` as a service) read
+-- them as one consumer group, merge the same URL queued again within a
+-- window (fleet-wide), take today's quota and the account's rate from
+-- counters every flusher shares, send vendor-sized batches through the
+-- normal clients, and acknowledge an entry only once the vendor accepted
+-- the batch holding it.  The design, keys and failure cases: docs/fleet.md.
+--
+--   local queue = require "cdnkit.queue"
+--   local q = queue.new{ redis = { host = "127.0.0.1", port = 6379 } }
+--   q:add("qcloud", { urls = { "https://example.com/a.css" } })      -- producer
+--   q:run{ clients = { qcloud = cdnkit.qcloud{} } }                   -- flusher
+--   q:status()                                                         -- counts
+local core = require "cdnkit.core"
+local client_mod = require "cdnkit.client"
+local batch = require "cdnkit.batch"
+local pace = require "cdnkit.pace"
+local rds = require "cdnkit.queue.redis"
+local S = require "cdnkit.queue.scripts"
+local unpack = table.unpack or unpack
+
+local M = {}
+local Q = {}
+Q.__index = Q
+local F = {}
+F.__index = F
+
+local KINDS = { urls = "refresh_url", dirs = "refresh_dir", prefetch = "prefetch" }
+local KIND_OK = { refresh_url = true, refresh_dir = true, prefetch = true }
+local GROUP = "flushers"
+local ADD_CHUNK = 1000
+
+local function raise(msg, level) error(msg, (level or 1) + 1) end
+
+local function sleep(seconds)
+  local ngx = rawget(_G, "ngx")
+  if ngx and type(ngx.sleep) == "function" and ngx.get_phase then
+    local p = ngx.get_phase()
+    if p == "rewrite" or p == "access" or p == "content" or p == "timer" then
+      return ngx.sleep(seconds)
+    end
+  end
+  return core.sleep(seconds)
+end
+M.sleep = sleep
+
+local function check_name(what, s)
+  if type(s) ~= "string" or not s:match("^[%w][%w._%-]*$") or #s > 64 then
+    raise(("cdnkit.queue: %s must be a name of letters, digits, '.', '_' or '-' (at most 64), got %s")
+      :format(what, type(s) == "string" and ("%q"):format(s) or type(s)), 3)
+  end
+end
+
+--- queue.new{ redis = { host, port, timeout, password, db }, name = "purge",
+-- window = 60 }: a queue handle (no connection is made until used).
+-- `window`: seconds within which the same URL queued again is purged once
+-- (0: every entry is purged).
+function M.new(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then raise("cdnkit.queue.new: options must be a table", 2) end
+  for k in pairs(opts) do
+    if k ~= "redis" and k ~= "name" and k ~= "window" then
+      raise("cdnkit.queue.new: unknown option '" .. tostring(k) .. "' (redis, name, window)", 2)
+    end
+  end
+  local name = opts.name or "purge"
+  check_name("name", name)
+  local window = opts.window == nil and 60 or opts.window
+  if type(window) ~= "number" or window < 0 or window % 1 ~= 0 then
+    raise("cdnkit.queue.new: window must be a whole number of seconds >= 0", 2)
+  end
+  local r = opts.redis
+  if getmetatable(r) ~= rds.R then r = rds.new(r) end
+  local prefix = "cdnkit:{" .. name .. "}:"
+  return setmetatable({ redis = r, name = name, window = window, prefix = prefix, groups = {} }, Q)
+end
+
+-- keys of one account
+function Q:key(what, account) return self.prefix .. what .. ":" .. account end
+
+-- the consumer group exists (created with its stream on first use)
+function Q:ensure_group(account)
+  if self.groups[account] then return true end
+  local ok, err = self.redis:command("XGROUP", "CREATE", self:key("s", account), GROUP, "0", "MKSTREAM")
+  if not ok and not (err.code == "redis" and err.message:find("BUSYGROUP", 1, true)) then
+    return nil, err
+  end
+  self.groups[account] = true
+  return true
+end
+
+local function check_urls(list, what)
+  if list == nil then return {} end
+  if type(list) == "string" then list = { list } end
+  if type(list) ~= "table" then raise(("cdnkit.queue: %s must be a list of URLs"):format(what), 4) end
+  for i, u in ipairs(list) do
+    if type(u) ~= "string" then
+      raise(("cdnkit.queue: %s[%d] must be a string, got %s"):format(what, i, type(u)), 4)
+    end
+    local low = u:sub(1, 8):lower()
+    if not (low:find("^https?://[^/%s]")) or u:find("[%s%z]") or #u > 4096 then
+      raise(("cdnkit.queue: %s[%d] is not an http(s) URL without spaces (at most 4096 bytes): %q")
+        :format(what, i, u:sub(1, 200)), 4)
+    end
+  end
+  return list
+end
+
+--- q:add(account, { urls = {...}, dirs = {...}, prefetch = {...} }) ->
+-- number queued | nil, err.  `account` names the vendor account the
+-- flushers map to a client (e.g. "qcloud", "aliyun-prod").  Each kind's
+-- list is queued all or nothing (one script per 1,000 URLs).
+function Q:add(account, work)
+  check_name("account", account)
+  if type(work) ~= "table" then raise("cdnkit.queue: add needs { urls =, dirs =, prefetch = }", 2) end
+  for k in pairs(work) do
+    if not KINDS[k] then raise("cdnkit.queue: add: unknown key '" .. tostring(k) .. "' (urls, dirs, prefetch)", 2) end
+  end
+  local lists = {}
+  for key, kind in pairs(KINDS) do lists[kind] = check_urls(work[key], key) end
+  local ok, err = self:ensure_group(account)
+  if not ok then return nil, err end
+  local total = 0
+  local keys = { self:key("s", account), self:key("stats", account), self.prefix .. "accounts" }
+  for _, kind in ipairs { "refresh_url", "refresh_dir", "prefetch" } do
+    local list = lists[kind]
+    for i = 1, #list, ADD_CHUNK do
+      local args = { account, kind }
+      for j = i, math.min(#list, i + ADD_CHUNK - 1) do args[#args + 1] = list[j] end
+      local n, aerr = self.redis:eval(S.add, keys, args)
+      if not n then
+        aerr.queued = total
+        return nil, aerr
+      end
+      total = total + n
+    end
+  end
+  return total
+end
+
+--- q:accounts() -> sorted list of the accounts anything was queued for
+function Q:accounts()
+  local list, err = self.redis:command("SMEMBERS", self.prefix .. "accounts")
+  if not list then return nil, err end
+  local out = {}
+  for i, a in ipairs(list) do out[i] = a end
+  table.sort(out)
+  return out
+end
+
+local STAT_FIELDS = { "added", "done", "deduped", "failed", "dead", "over_quota", "redriven" }
+
+--- q:status([account]) -> { [account] = { pending, in_flight, waiting,
+-- dead_letters, added, done, deduped, failed, dead, over_quota, redriven,
+-- consumers = { { name, pending, idle } } } } | nil, err
+-- pending: queued, not yet read by a flusher; in_flight: read, not yet
+-- settled; waiting: parked until a retry or the vendor's next day.
+function Q:status(account)
+  local accounts
+  if account then
+    check_name("account", account)
+    accounts = { account }
+  else
+    local err
+    accounts, err = self:accounts()
+    if not accounts then return nil, err end
+  end
+  local out = {}
+  local r = self.redis
+  for _, a in ipairs(accounts) do
+    local s = { consumers = setmetatable({}, core.array_mt) }
+    local st, err = r:command("HGETALL", self:key("stats", a))
+    if not st then return nil, err end
+    for _, f in ipairs(STAT_FIELDS) do s[f] = 0 end
+    for i = 1, #st, 2 do s[st[i]] = tonumber(st[i + 1]) end
+    local len = r:command("XLEN", self:key("s", a))
+    local pend = r:command("XPENDING", self:key("s", a), GROUP)
+    local in_flight = type(pend) == "table" and tonumber(pend[1]) or 0
+    if type(pend) == "table" and type(pend[4]) == "table" then
+      for _, c in ipairs(pend[4]) do
+        s.consumers[#s.consumers + 1] = { name = c[1], pending = tonumber(c[2]) }
+      end
+    end
+    s.in_flight = in_flight
+    s.pending = math.max(0, (tonumber(len) or 0) - in_flight)
+    s.waiting = tonumber(r:command("ZCARD", self:key("later", a))) or 0
+    s.dead_letters = tonumber(r:command("XLEN", self:key("dead", a))) or 0
+    out[a] = s
+  end
+  return out
+end
+
+--- q:dead(account [, count]) -> { { id, kind, url, attempts, error, at }, ... }
+function Q:dead(account, count)
+  check_name("account", account)
+  local rows, err = self.redis:command("XRANGE", self:key("dead", account), "-", "+", "COUNT", count or 100)
+  if not rows then return nil, err end
+  local out = setmetatable({}, core.array_mt)
+  for _, row in ipairs(rows) do
+    local f = {}
+    for i = 1, #row[2], 2 do f[row[2][i]] = row[2][i + 1] end
+    out[#out + 1] = { id = row[1], kind = f.k, url = f.u, attempts = tonumber(f.n), error = f.e,
+                      at = tonumber(f.at) }
+  end
+  return out
+end
+
+--- q:redrive(account [, count]) -> number of dead letters queued again
+function Q:redrive(account, count)
+  check_name("account", account)
+  local ok, err = self:ensure_group(account)
+  if not ok then return nil, err end
+  return self.redis:eval(S.redrive, { self:key("dead", account), self:key("s", account),
+                                      self:key("stats", account) }, { count or 1000 })
+end
+
+---------------------------------------------------------------------------
+-- flushers
+
+-- the account's documented request rate: the vendor-wide rate, or the
+-- slowest documented rate of its purge and prefetch actions
+local function documented_rate(client)
+  local st = client:_state()
+  local rate = st.api.limits and st.api.limits.per_second
+  for _, a in pairs(st.api_index) do
+    if type(a) == "table" and a.batch then
+      local r = pace.action_rate(a)
+      if r and (rate == nil or r < rate) then rate = r end
+    end
+  end
+  return rate
+end
+
+local FLUSH_OPTS = {
+  "clients", "consumer", "concurrency", "read", "block", "claim_idle", "max_attempts", "backoff",
+  "rate", "rate_window", "rate_margin", "quota", "utc_offset", "params", "on_event", "redis_wait",
+}
+
+local function consumer_name()
+  local host = os.getenv("HOSTNAME")
+  if not host then
+    local f = io.open("/etc/hostname")
+    if f then host = f:read("*l"); f:close() end
+  end
+  host = (host or "flusher"):gsub("[^%w._%-]", "")
+  local b = core.random_bytes(4)
+  return ("%s-%02x%02x%02x%02x"):format(host, b:byte(1, 4))
+end
+
+--- q:flusher{ clients = { account = client, ... }, consumer =, concurrency = 2,
+-- read = 200, block = 1, claim_idle = 60, max_attempts = 5,
+-- backoff = { base = 5, max = 300 }, rate = n | { account = n },
+-- rate_window = 1, rate_margin = 0.1, quota = true, utc_offset = 8,
+-- params = { account = { ... } }, on_event = function(ev), redis_wait = 60 }
+-- -> a flusher (f:step(), f:run{ ... }, f:close()).  See docs/fleet.md.
+function Q:flusher(opts)
+  if type(opts) ~= "table" then raise("cdnkit.queue: flusher needs { clients = { account = client } }", 2) end
+  local known = {}
+  for _, k in ipairs(FLUSH_OPTS) do known[k] = true end
+  for k in pairs(opts) do
+    if not known[k] then raise("cdnkit.queue: unknown flusher option '" .. tostring(k) .. "'", 2) end
+  end
+  if type(opts.clients) ~= "table" or next(opts.clients) == nil then
+    raise("cdnkit.queue: flusher needs clients = { account = client, ... }", 2)
+  end
+  local f = setmetatable({
+    q = self, clients = {}, accounts = {}, pacers = {}, old_pacers = {},
+    consumer = opts.consumer or consumer_name(),
+    concurrency = opts.concurrency or 2, read = opts.read or 200, block = opts.block or 1,
+    claim_idle = opts.claim_idle or 60, max_attempts = opts.max_attempts or 5,
+    backoff = opts.backoff or { base = 5, max = 300 },
+    quota = opts.quota ~= false, utc_offset = opts.utc_offset or 8,
+    params = opts.params or {}, on_event = opts.on_event, redis_wait = opts.redis_wait or 60,
+    rate_window = opts.rate_window or 1, rate_margin = opts.rate_margin == nil and 0.1 or opts.rate_margin,
+    next_claim = 0, quota_keys = {},
+    counts = { sent = 0, done = 0, failed = 0, dead = 0, deduped = 0, over_quota = 0, reclaimed = 0 },
+  }, F)
+  check_name("consumer", f.consumer)
+  for _, k in ipairs { "concurrency", "read", "max_attempts" } do
+    local v = f[k]
+    if type(v) ~= "number" or v < 1 or v % 1 ~= 0 then raise("cdnkit.queue: " .. k .. " must be a whole number >= 1", 2) end
+  end
+  for _, k in ipairs { "block", "claim_idle", "rate_window", "redis_wait" } do
+    if type(f[k]) ~= "number" or f[k] <= 0 then raise("cdnkit.queue: " .. k .. " must be a positive number of seconds", 2) end
+  end
+  if type(f.rate_margin) ~= "number" or f.rate_margin < 0 then
+    raise("cdnkit.queue: rate_margin must be a number of seconds >= 0", 2)
+  end
+  if type(f.backoff) ~= "table" or type(f.backoff.base or 5) ~= "number" or type(f.backoff.max or 300) ~= "number" then
+    raise("cdnkit.queue: backoff must be { base = seconds, max = seconds }", 2)
+  end
+  if type(f.utc_offset) ~= "number" or f.utc_offset < -14 or f.utc_offset > 14 then
+    raise("cdnkit.queue: utc_offset must be hours east of UTC (-14..14)", 2)
+  end
+  if f.on_event ~= nil and type(f.on_event) ~= "function" then raise("cdnkit.queue: on_event must be a function", 2) end
+  if type(f.params) ~= "table" then raise("cdnkit.queue: params must be { account = { ... } }", 2) end
+  for account, c in pairs(opts.clients) do
+    check_name("account", account)
+    if type(c) ~= "userdata" or not client_mod.STATE[c] then
+      raise("cdnkit.queue: clients." .. account .. " must be an open cdnkit client", 2)
+    end
+    local rate = opts.rate
+    if type(rate) == "table" then rate = rate[account] end
+    if rate == nil then rate = documented_rate(c) end
+    if rate == nil then
+      raise(("cdnkit.queue: the %s API documents no request rate for account %s; give rate = { %s = n }")
+        :format(c:vendor(), account, account), 2)
+    end
+    if type(rate) ~= "number" or rate <= 0 then raise("cdnkit.queue: rate must be a positive number of requests per second", 2) end
+    f.clients[account] = c
+    f.accounts[#f.accounts + 1] = account
+    f.pacers[account] = f:make_pacer(account, rate)
+  end
+  table.sort(f.accounts)
+  for account, c in pairs(f.clients) do
+    f.old_pacers[account] = client_mod.set_pacer(c, f.pacers[account])
+  end
+  return f
+end
+
+function F:event(ev)
+  if self.on_event then pcall(self.on_event, ev) end
+end
+
+-- a Redis step that must happen (an acknowledgement, a settlement, a
+-- pacing slot): tried again while Redis is away (a restart), for up to
+-- redis_wait seconds; then nil, err
+function F:must(fn, ...)
+  local t0 = core.monotime()
+  local pause = 0.1
+  while true do
+    local res, err = fn(...)
+    if res ~= nil then return res end
+    if err and err.code == "redis" and not err.message:find("^LOADING") and
+       not err.message:find("^NOSCRIPT") then
+      return nil, err -- a real error reply: trying again cannot help
+    end
+    if core.monotime() - t0 > self.redis_wait then return nil, err end
+    self:event({ event = "redis_retry", error = err and err.message })
+    sleep(pause)
+    pause = math.min(pause * 2, 1)
+  end
+end
+
+function F:eval(src, keys, args)
+  local r = self.q.redis
+  return self:must(r.eval, r, src, keys, args)
+end
+
+-- the fleet-wide rate of one account, as a cdnkit.pace shared pacer: every
+-- request of the account's client takes a start time from Redis
+function F:make_pacer(account, rate)
+  local f = self
+  local key = self.q:key("rate", account)
+  -- per window: `rate` starts in any (window + margin) seconds; the margin
+  -- covers the time between a start and its arrival at the vendor
+  local per = math.max(1, math.floor(rate * self.rate_window + 1e-9))
+  local window_ms = math.floor((self.rate_window + self.rate_margin) * 1000 + 0.5)
+  local p = { rate = rate, account = account }
+  function p.reserve(_, _)
+    local res, err = f:eval(S.reserve, { key }, { per, window_ms, per * 2 + 1 })
+    if not res then error("fleet pacing unavailable (redis: " .. tostring(err and err.message) .. ")", 0) end
+    return tonumber(res[1]) / 1000, res[2]
+  end
+  function p.release(_, _, slot)
+    f.q.redis:eval(S.unreserve, { key }, { slot })
+  end
+  return p
+end
+
+-- parse stream rows into entries
+local function entries_of(rows)
+  local out = {}
+  for _, row in ipairs(rows or {}) do
+    if type(row) == "table" and type(row[2]) == "table" then
+      local fl = {}
+      for i = 1, #row[2], 2 do fl[row[2][i]] = row[2][i + 1] end
+      out[#out + 1] = { id = row[1], kind = fl.k, url = fl.u, origin = fl.o or "", attempts = tonumber(fl.n) or 0 }
+    end
+  end
+  return out
+end
+
+local function backoff(b, n)
+  local base, max = b.base or 5, b.max or 300
+  local d = math.min(max, base * 2 ^ math.max(0, n))
+  -- full jitter on the upper half: spread, never hammer
+  local r = core.random_bytes(2)
+  local x = (r:byte(1) * 256 + r:byte(2)) / 65535
+  return d / 2 + d / 2 * x
+end
+
+-- settle entries that were not accepted: "retry" (parked with backoff,
+-- dead after max attempts), "quota" (parked until the vendor's next day) or
+-- "dead" (straight to the dead letters)
+function F:settle(account, mode, list, message, delay_ms)
+  if #list == 0 then return true end
+  local q = self.q
+  local args = { GROUP, account, mode, self.max_attempts, 0, message or "" }
+  if mode == "retry" then
+    -- one delay for the group: from the most tried entry
+    local n = 0
+    for _, e in ipairs(list) do if e.attempts > n then n = e.attempts end end
+    args[5] = math.floor(backoff(self.backoff, n) * 1000)
+  elseif mode == "quota" then
+    args[5] = delay_ms
+  end
+  for _, e in ipairs(list) do
+    args[#args + 1] = e.id
+    args[#args + 1] = e.kind or ""
+    args[#args + 1] = e.url or ""
+    args[#args + 1] = e.origin
+    args[#args + 1] = e.attempts
+  end
+  local res, err = self:eval(S.settle, { q:key("s", account), q:key("stats", account),
+                                         q:key("later", account), q:key("dead", account) }, args)
+  if not res then
+    self:event({ event = "redis_lost", account = account, error = err and err.message,
+                 note = "entries stay pending; another flusher reclaims them" })
+    return nil, err
+  end
+  if mode == "quota" then
+    self.counts.over_quota = self.counts.over_quota + res[1]
+  else
+    self.counts.failed = self.counts.failed + res[1] + res[2]
+    self.counts.dead = self.counts.dead + res[2]
+  end
+  self:event({ event = mode == "quota" and "over_quota" or "failed", account = account,
+               parked = res[1], dead = res[2], error = message })
+  return true
+end
+
+function F:ack(account, list)
+  if #list == 0 then return true end
+  local q = self.q
+  local args = { GROUP }
+  for _, e in ipairs(list) do args[#args + 1] = e.id end
+  local n, err = self:eval(S.ack, { q:key("s", account), q:key("stats", account) }, args)
+  if not n then
+    self:event({ event = "redis_lost", account = account, error = err and err.message })
+    return nil, err
+  end
+  self.counts.done = self.counts.done + n
+  return true
+end
+
+-- today's quota: how many of `list` may go; parks the rest until the
+-- vendor's next day.  Returns the list that may go.
+function F:take_quota(account, kind, list)
+  local c = self.clients[account]
+  local st = c:_state()
+  if not self.quota or not st.quota or #list == 0 then return list end
+  local q = self.q
+  local params = self.params[account] or {}
+  local area = st.quota.area_param and params[st.quota.area_param] or "any"
+  local typ = st.quota.type_param and params[st.quota.type_param] or ""
+  local prefix = q:key("quota", account) .. ":" .. kind .. ":" .. tostring(area) .. ":" .. tostring(typ) .. ":"
+  local keys = { q:key("stats", account) }
+  local res, err = self:eval(S.quota, keys, { prefix, #list, self.utc_offset * 3600, "" })
+  if not res then return list end -- Redis away: the vendor still says no when over quota
+  if res[1] == -1 then
+    -- first flusher of the vendor's day: read what the vendor says is left
+    local okq, left, qerr = pcall(batch.quota_left, c, kind, params)
+    if not okq then left, qerr = nil, { message = tostring(left) } end
+    if left == nil then
+      self:event({ event = "quota_unknown", account = account, kind = kind, error = qerr and qerr.message })
+      return list
+    end
+    if left == false then return list end
+    res, err = self:eval(S.quota, keys, { prefix, #list, self.utc_offset * 3600, left })
+    if not res then return list end
+  end
+  local taken = tonumber(res[1])
+  self.quota_keys[account .. ":" .. kind] = { key = res[3], next_ms = tonumber(res[2]) }
+  if taken >= #list then return list end
+  local go, over = {}, {}
+  for i, e in ipairs(list) do
+    if i <= taken then go[#go + 1] = e else over[#over + 1] = e end
+  end
+  self:settle(account, "quota", over, "today's quota is used up; waiting for the vendor's next day",
+    tonumber(res[2]) + 1000)
+  return go
+end
+
+function F:give_back(account, kind, n)
+  local qk = self.quota_keys[account .. ":" .. kind]
+  if qk and n > 0 then self.q.redis:eval(S.give_back, { qk.key }, { n }) end
+end
+
+-- send one account's entries (already de-duplicated) and settle each
+function F:send(account, list)
+  local c = self.clients[account]
+  local params = self.params[account]
+  local by_kind = { refresh_url = {}, refresh_dir = {}, prefetch = {} }
+  for _, e in ipairs(list) do by_kind[e.kind][#by_kind[e.kind] + 1] = e end
+  for _, kind in ipairs { "refresh_url", "refresh_dir", "prefetch" } do
+    by_kind[kind] = self:take_quota(account, kind, by_kind[kind])
+  end
+  local open = {} -- kind .. "\n" .. url -> { entries }
+  local n_open = 0
+  local urls = { refresh_url = {}, refresh_dir = {}, prefetch = {} }
+  for kind, l in pairs(by_kind) do
+    for _, e in ipairs(l) do
+      local k = kind .. "\n" .. e.url
+      if not open[k] then open[k] = {}; urls[kind][#urls[kind] + 1] = e.url end
+      table.insert(open[k], e)
+      n_open = n_open + 1
+    end
+  end
+  if n_open == 0 then return end
+  local function take(kind, url_list)
+    local out = {}
+    for _, u in ipairs(url_list) do
+      local k = kind .. "\n" .. u
+      for _, e in ipairs(open[k] or {}) do out[#out + 1] = e end
+      open[k] = nil
+    end
+    return out
+  end
+  local function on_batch(ev)
+    local ents = take(ev.kind, ev.urls)
+    self.counts.sent = self.counts.sent + #ents
+    if ev.ok then
+      self:ack(account, ents)
+      self:event({ event = "accepted", account = account, kind = ev.kind, urls = #ev.urls,
+                   task_ids = ev.task_ids })
+    else
+      self:give_back(account, ev.kind, #ev.urls)
+      local err = ev.err or {}
+      if err.over_quota then
+        local qk = self.quota_keys[account .. ":" .. ev.kind]
+        if qk then self.q.redis:eval(S.spent, { qk.key }, {}) end
+        local next_ms = qk and qk.next_ms or 3600 * 1000
+        self:settle(account, "quota", ents, tostring(err.message), next_ms + 1000)
+      else
+        self:settle(account, "retry", ents, ("%s: %s"):format(tostring(err.code), tostring(err.message)))
+      end
+    end
+  end
+  local function run(kinds)
+    local reports = {}
+    local common = { concurrency = self.concurrency, on_batch = on_batch, params = params }
+    if #kinds.refresh_url + #kinds.refresh_dir > 0 then
+      local o = {}
+      for k, v in pairs(common) do o[k] = v end
+      o.urls, o.dirs = kinds.refresh_url, kinds.refresh_dir
+      reports[#reports + 1] = { "refresh", c:refresh(o) }
+    end
+    if #kinds.prefetch > 0 then
+      local o = {}
+      for k, v in pairs(common) do o[k] = v end
+      o.urls = kinds.prefetch
+      reports[#reports + 1] = { "prefetch", c:prefetch(o) }
+    end
+    return reports
+  end
+  local ok, reports = pcall(run, urls)
+  if not ok then
+    -- a usage mistake in what a producer queued (a URL the vendor's data
+    -- refuses, a purge kind the vendor lacks): find the entries at fault,
+    -- dead-letter them, send the rest
+    local good = { refresh_url = {}, refresh_dir = {}, prefetch = {} }
+    for kind, l in pairs(urls) do
+      for _, u in ipairs(l) do
+        local o = { dry_run = true, params = params }
+        if kind == "refresh_dir" then o.dirs = { u } else o.urls = { u } end
+        local fine, why = pcall(kind == "prefetch" and c.prefetch or c.refresh, c, o)
+        if fine then
+          good[kind][#good[kind] + 1] = u
+        else
+          local msg = tostring(why):gsub("^[^\n]-%.lua:%d+: ", "")
+          self:settle(account, "dead", take(kind, { u }), "refused before sending: " .. msg)
+        end
+      end
+    end
+    ok, reports = pcall(run, good)
+    if not ok then reports = {} end
+  end
+  -- whatever has no outcome yet (refused at planning, e.g. a host the
+  -- vendor account does not serve; or the run stopped): a failed attempt
+  for _, r in ipairs(reports) do
+    local rep, rerr = r[2], r[3]
+    if rep == nil and rerr then
+      -- the whole call failed before sending (a quota or session error)
+      local kinds = r[1] == "prefetch" and { "prefetch" } or { "refresh_url", "refresh_dir" }
+      for _, kind in ipairs(kinds) do
+        local ents = take(kind, urls[kind])
+        if #ents > 0 then
+          if rerr.over_quota then
+            self:settle(account, "quota", ents, tostring(rerr.message), 3600 * 1000)
+          else
+            self:settle(account, "retry", ents, ("%s: %s"):format(tostring(rerr.code), tostring(rerr.message)))
+          end
+        end
+      end
+    elseif type(rep) == "table" then
+      for _, fl in ipairs(rep.failed or {}) do
+        local ents = take(fl.kind or "refresh_url", fl.urls or {})
+        if fl.kind == nil then
+          for _, k in ipairs { "refresh_dir", "prefetch" } do
+            for _, e in ipairs(take(k, fl.urls or {})) do ents[#ents + 1] = e end
+          end
+        end
+        if #ents > 0 then
+          local e = fl.err or {}
+          self:settle(account, "retry", ents, ("%s: %s"):format(tostring(e.code), tostring(e.message)))
+        end
+      end
+    end
+  end
+  local rest = {}
+  for _, ents in pairs(open) do for _, e in ipairs(ents) do rest[#rest + 1] = e end end
+  if #rest > 0 then self:settle(account, "retry", rest, "no outcome from the vendor call") end
+end
+
+-- one account's batch of read entries
+function F:handle(account, list)
+  local q = self.q
+  local good, bad = {}, {}
+  for _, e in ipairs(list) do
+    if KIND_OK[e.kind] and type(e.url) == "string" and e.url ~= "" then good[#good + 1] = e else bad[#bad + 1] = e end
+  end
+  if #bad > 0 then self:settle(account, "dead", bad, "malformed queue entry (no kind or URL)") end
+  if #good == 0 then return end
+  local args = { GROUP, q:key("seen", account) .. ":", q.window }
+  for _, e in ipairs(good) do
+    args[#args + 1] = e.id
+    args[#args + 1] = e.kind
+    args[#args + 1] = e.url
+    args[#args + 1] = e.origin
+  end
+  local kept, err = self:eval(S.take, { q:key("s", account), q:key("stats", account) }, args)
+  if not kept then
+    self:event({ event = "redis_lost", account = account, error = err and err.message })
+    return
+  end
+  local keep = {}
+  for _, id in ipairs(kept) do keep[id] = true end
+  local list2 = {}
+  for _, e in ipairs(good) do if keep[e.id] then list2[#list2 + 1] = e end end
+  self.counts.deduped = self.counts.deduped + (#good - #list2)
+  self:send(account, list2)
+end
+
+--- f:step() -> entries handled | nil, err: promote parked entries that are
+-- due, reclaim entries a dead flusher left (idle longer than claim_idle),
+-- else read new ones (waiting up to `block` seconds), and flush them.
+function F:step()
+  local q, r = self.q, self.q.redis
+  for _, a in ipairs(self.accounts) do
+    local ok, err = q:ensure_group(a)
+    if not ok then return nil, err end
+    local n, perr = r:eval(S.promote, { q:key("later", a) }, { q:key("s", a), 1000 })
+    if not n then return nil, perr end
+  end
+  local got = {}
+  local now = core.monotime()
+  local total = 0
+  if now >= self.next_claim then
+    self.next_claim = now + math.max(1, self.claim_idle / 4)
+    for _, a in ipairs(self.accounts) do
+      local res, err = r:command("XAUTOCLAIM", q:key("s", a), GROUP, self.consumer,
+        math.floor(self.claim_idle * 1000), "0-0", "COUNT", self.read)
+      if not res then return nil, err end
+      local ents = entries_of(res[2])
+      if #ents > 0 then
+        got[a] = ents
+        total = total + #ents
+        self.counts.reclaimed = self.counts.reclaimed + #ents
+        self:event({ event = "reclaimed", account = a, entries = #ents })
+        -- more may be waiting: look again at the next step
+        self.next_claim = 0
+      end
+    end
+  end
+  if total == 0 then
+    local args = { "XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT", self.read,
+                   "BLOCK", math.floor(self.block * 1000), "STREAMS" }
+    for _, a in ipairs(self.accounts) do args[#args + 1] = q:key("s", a) end
+    for _ = 1, #self.accounts do args[#args + 1] = ">" end
+    local res, err = r:command(unpack(args))
+    if res == nil then return nil, err end
+    if res ~= core.null and type(res) == "table" then
+      local by_key = {}
+      for _, a in ipairs(self.accounts) do by_key[q:key("s", a)] = a end
+      for _, s in ipairs(res) do
+        local a = by_key[s[1]]
+        if a then
+          got[a] = entries_of(s[2])
+          total = total + #got[a]
+        end
+      end
+    end
+  end
+  for _, a in ipairs(self.accounts) do
+    if got[a] and #got[a] > 0 then self:handle(a, got[a]) end
+  end
+  return total
+end
+
+--- f:run{ duration = seconds, drain = true, stop = function() -> bool }:
+-- step until told to stop (forever by default).  `drain`: stop once the
+-- streams are empty (nothing pending or in flight; parked entries stay).
+-- A Redis outage is waited out (a pause, then again).  -> counts
+function F:run(opts)
+  opts = opts or {}
+  local t0 = core.monotime()
+  while true do
+    if opts.stop and opts.stop() then break end
+    if opts.duration and core.monotime() - t0 >= opts.duration then break end
+    local n, err = self:step()
+    if n == nil then
+      self:event({ event = "redis_retry", error = err and err.message })
+      sleep(0.5)
+    elseif n == 0 and opts.drain then
+      local empty = true
+      for _, a in ipairs(self.accounts) do
+        local len = self.q.redis:command("XLEN", self.q:key("s", a))
+        if len ~= 0 then empty = false end
+      end
+      if empty then break end
+    end
+  end
+  return self.counts
+end
+
+--- f:close(): give the clients their own pacing back
+function F:close()
+  for account, c in pairs(self.clients) do
+    if client_mod.STATE[c] then client_mod.set_pacer(c, self.old_pacers[account]) end
+  end
+  self.clients = {}
+  self.accounts = {}
+end
+
+--- q:run(flusher options, run options): a flusher that runs until stopped
+function Q:run(opts, run_opts)
+  local f = self:flusher(opts)
+  local ok, counts = pcall(f.run, f, run_opts)
+  f:close()
+  if not ok then error(counts, 0) end
+  return counts
+end
+
+return M

@@ -1,0 +1,177 @@
+-- cdnkit.queue.redis: one Redis connection for the fleet queue, over
+-- cdnkit's hiredis binding (core.redis, blocking: plain Lua, the CLI) or,
+-- inside nginx where cosockets run, lua-resty-redis (non-blocking; a pooled
+-- connection per command, since a cosocket cannot outlive its request or
+-- timer).  Replies are the same either way: nil as cdnkit.null, errors as
+-- nil, { code = "redis" | "redis_io" | "connect", message = }.
+--
+-- Scripts are sent by SHA (EVALSHA) and loaded again when the server has
+-- forgotten them (NOSCRIPT: a restarted Redis).  A broken connection is
+-- dropped and the next command opens a new one.
+local core = require "cdnkit.core"
+local unpack = table.unpack or unpack
+
+local M = {}
+local R = {}
+R.__index = R
+
+local function in_cosocket_phase()
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then return false end
+  local p = ngx.get_phase()
+  return p == "rewrite" or p == "access" or p == "content" or p == "timer" or
+    p == "ssl_cert" or p == "ssl_session_fetch" or p == "ssl_client_hello"
+end
+
+local function raise(msg) error(msg, 3) end
+
+--- M.new{ host = "127.0.0.1", port = 6379, timeout = 2, password =, db =,
+-- backend = "hiredis" | "resty" | nil (chosen per command: resty inside
+-- nginx's cosocket phases, else hiredis) }
+function M.new(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then raise("cdnkit.queue: redis must be a table { host =, port = }") end
+  for k in pairs(opts) do
+    if k ~= "host" and k ~= "port" and k ~= "timeout" and k ~= "password" and k ~= "db" and
+       k ~= "backend" and k ~= "pool_size" then
+      raise("cdnkit.queue: unknown redis option '" .. tostring(k) ..
+        "' (host, port, timeout, password, db, backend, pool_size)")
+    end
+  end
+  local port = opts.port or 6379
+  if math.type and math.type(port) == "float" then port = math.tointeger(port) or port end
+  if type(port) ~= "number" or port < 1 or port > 65535 or port % 1 ~= 0 then
+    raise("cdnkit.queue: redis.port must be a port number, got " .. tostring(opts.port))
+  end
+  if opts.host ~= nil and type(opts.host) ~= "string" then raise("cdnkit.queue: redis.host must be a string") end
+  if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or opts.timeout <= 0) then
+    raise("cdnkit.queue: redis.timeout must be a positive number of seconds")
+  end
+  if opts.password ~= nil and type(opts.password) ~= "string" then
+    raise("cdnkit.queue: redis.password must be a string")
+  end
+  if opts.db ~= nil and (type(opts.db) ~= "number" or opts.db < 0 or opts.db % 1 ~= 0) then
+    raise("cdnkit.queue: redis.db must be a database number")
+  end
+  if opts.backend ~= nil and opts.backend ~= "hiredis" and opts.backend ~= "resty" then
+    raise("cdnkit.queue: redis.backend must be \"hiredis\" or \"resty\"")
+  end
+  return setmetatable({
+    host = opts.host or "127.0.0.1", port = port, timeout = opts.timeout or 2,
+    password = opts.password, db = opts.db, backend = opts.backend,
+    pool_size = opts.pool_size or 16, shas = {},
+  }, R)
+end
+
+-- hiredis: one connection kept open between commands
+function R:hiredis()
+  if self.conn and not self.conn:is_closed() then return self.conn end
+  local c, err = core.redis(self.host, self.port, self.timeout)
+  if not c then return nil, err end
+  if self.password then
+    local ok, aerr = c:command("AUTH", self.password)
+    if not ok then c:close(); return nil, aerr end
+  end
+  if self.db and self.db ~= 0 then
+    local ok, serr = c:command("SELECT", self.db)
+    if not ok then c:close(); return nil, serr end
+  end
+  self.conn = c
+  return c
+end
+
+local function hiredis_command(self, ...)
+  local c, err = self:hiredis()
+  if not c then return nil, err end
+  local res, cerr = c:command(...)
+  if res == nil and cerr and cerr.code ~= "redis" then
+    c:close()
+    self.conn = nil
+  end
+  return res, cerr
+end
+
+-- resty: the reply made like core.redis's (null, error tables)
+local function from_resty(v, null)
+  if v == null then return core.null end
+  if type(v) == "table" then
+    if v[1] == false and type(v[2]) == "string" and #v == 2 then return { err = v[2] } end
+    local out = setmetatable({}, core.array_mt)
+    for i = 1, #v do out[i] = from_resty(v[i], null) end
+    return out
+  end
+  return v
+end
+
+local function resty_command(self, cmd, ...)
+  local ok, redis = pcall(require, "resty.redis")
+  if not ok then
+    return nil, { code = "connect", message = "lua-resty-redis is not installed (Debian: lua-nginx-redis)" }
+  end
+  local ngx = rawget(_G, "ngx")
+  local red = redis:new()
+  local ms = math.floor(self.timeout * 1000)
+  red:set_timeouts(ms, ms, ms)
+  local okc, err = red:connect(self.host, self.port)
+  if not okc then return nil, { code = "connect", message = "redis " .. self.host .. ":" .. self.port .. ": " .. tostring(err) } end
+  if (red:get_reused_times() or 0) == 0 then
+    if self.password then
+      local a, aerr = red:auth(self.password)
+      if not a then red:close(); return nil, { code = "redis", message = tostring(aerr) } end
+    end
+    if self.db and self.db ~= 0 then
+      local s, serr = red:select(self.db)
+      if not s then red:close(); return nil, { code = "redis", message = tostring(serr) } end
+    end
+  end
+  local res, rerr = red[string.lower(cmd)](red, ...)
+  if res == nil then
+    -- an error reply leaves the connection usable; an I/O error does not
+    if rerr == "closed" or rerr == "timeout" or (type(rerr) == "string" and rerr:find("^failed")) then
+      red:close()
+      return nil, { code = "redis_io", message = "redis " .. self.host .. ":" .. self.port .. ": " .. tostring(rerr) }
+    end
+    red:set_keepalive(60000, self.pool_size)
+    return nil, { code = "redis", message = tostring(rerr) }
+  end
+  red:set_keepalive(60000, self.pool_size)
+  return from_resty(res, ngx.null)
+end
+
+--- Send one command: reply | nil, err.
+function R:command(...)
+  local backend = self.backend or (in_cosocket_phase() and "resty" or "hiredis")
+  if backend == "resty" then return resty_command(self, ...) end
+  return hiredis_command(self, ...)
+end
+
+--- Run a script of cdnkit.queue.scripts: reply | nil, err.
+function R:eval(src, keys, args)
+  local n = #keys
+  local argv = { "EVALSHA", "", n }
+  for i = 1, n do argv[#argv + 1] = keys[i] end
+  for i = 1, #args do argv[#argv + 1] = args[i] end
+  for _ = 1, 2 do
+    local sha = self.shas[src]
+    if not sha then
+      local s, err = self:command("SCRIPT", "LOAD", src)
+      if not s then return nil, err end
+      sha = s
+      self.shas[src] = sha
+    end
+    argv[2] = sha
+    local res, err = self:command(unpack(argv))
+    if res ~= nil or not (err and err.code == "redis" and err.message:find("NOSCRIPT", 1, true)) then
+      return res, err
+    end
+    self.shas[src] = nil -- the server forgot it (restarted): load it again
+  end
+  return nil, { code = "redis", message = "NOSCRIPT twice" }
+end
+
+function R:close()
+  if self.conn then self.conn:close(); self.conn = nil end
+end
+
+M.R = R
+return M
