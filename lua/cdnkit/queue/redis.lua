@@ -104,7 +104,9 @@ local function from_resty(v, null)
 end
 
 local function resty_command(self, cmd, ...)
+  -- OpenResty ships it as resty.redis; Debian's lua-nginx-redis as nginx.redis
   local ok, redis = pcall(require, "resty.redis")
+  if not ok then ok, redis = pcall(require, "nginx.redis") end
   if not ok then
     return nil, { code = "connect", message = "lua-resty-redis is not installed (Debian: lua-nginx-redis)" }
   end
