@@ -5,6 +5,7 @@
 --   cdnkit wait FILE [--timeout S] [--interval S]
 --   cdnkit <vendor> help [Action]
 --   cdnkit repl [--emu]
+--   cdnkit queue add|run|status|dead|redrive ...   (cdnkit.queue.cli)
 --   cdnkit --version | --help
 -- Credentials: flags (--secret-id, --access-key-id, ...; the seed tool's
 -- -u ID -p KEY for qcloud), then the environment, then the profile file
@@ -202,6 +203,7 @@ local function usage_text()
     "       cdnkit wait FILE [--timeout S] [--interval S]      (a report saved with --save)\n" ..
     "       cdnkit <vendor> help [Action]\n" ..
     "       cdnkit repl [--emu] [--profile NAME]                (a Lua REPL with a client per vendor)\n" ..
+    "       cdnkit queue add|run|status|dead|redrive ...         (the fleet purge queue on Redis)\n" ..
     "       cdnkit --version | --help\n\n" ..
     "Common flags: --version-api V (the vendor's API version; default its current one),\n" ..
     "  --endpoint URL (or CDNKIT_<VENDOR>_ENDPOINT), --region R, --profile NAME, --trace (or\n" ..
@@ -521,6 +523,11 @@ function M.main(args, write, ewrite)
       return repl.main(rest) or 0
     end
     if vendor == "wait" then return cmd_wait(args, write, ewrite) end
+    if vendor == "queue" then
+      local rest = {}
+      for i = 2, #args do rest[#rest + 1] = args[i] end
+      return require("cdnkit.queue.cli").main(rest, write, ewrite, make_client)
+    end
     local known = false
     for _, v in ipairs(cdnkit.vendors()) do if v == vendor then known = true end end
     if vendor == "tencent" then vendor, known = "qcloud", true end
