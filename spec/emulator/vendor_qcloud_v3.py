@@ -708,6 +708,7 @@ class QcloudV3(Vendor):
             q.append(now)
             n = len(q)
         if n > limit:
+            self.state.count("rate_limited")
             return self.error("RequestLimitExceeded", "Your current request times equals "
                               "to `%d` in a second, which exceeds the frequency limit `%g` "
                               "for a second. Please reduce the frequency of calls."
