@@ -286,6 +286,10 @@ function Q:flusher(opts)
   for _, k in ipairs { "block", "claim_idle", "rate_window", "redis_wait" } do
     if type(f[k]) ~= "number" or f[k] <= 0 then raise("cdnkit.queue: " .. k .. " must be a positive number of seconds", 2) end
   end
+  if f.block >= self.redis.timeout then
+    raise(("cdnkit.queue: block (%g s) must be shorter than the Redis timeout (%g s)")
+      :format(f.block, self.redis.timeout), 2)
+  end
   if type(f.rate_margin) ~= "number" or f.rate_margin < 0 then
     raise("cdnkit.queue: rate_margin must be a number of seconds >= 0", 2)
   end
@@ -606,6 +610,7 @@ function F:send(account, list)
         end
         if #ents > 0 then
           local e = fl.err or {}
+          self:give_back(account, fl.kind or "refresh_url", #ents)
           self:settle(account, "retry", ents, ("%s: %s"):format(tostring(e.code), tostring(e.message)))
         end
       end
@@ -664,7 +669,10 @@ function F:step()
     for _, a in ipairs(self.accounts) do
       local res, err = r:command("XAUTOCLAIM", q:key("s", a), GROUP, self.consumer,
         math.floor(self.claim_idle * 1000), "0-0", "COUNT", self.read)
-      if not res then return nil, err end
+      if not res then
+        if err and err.message and err.message:find("NOGROUP", 1, true) then q.groups = {} end
+        return nil, err
+      end
       local ents = entries_of(res[2])
       if #ents > 0 then
         got[a] = ents
@@ -682,7 +690,12 @@ function F:step()
     for _, a in ipairs(self.accounts) do args[#args + 1] = q:key("s", a) end
     for _ = 1, #self.accounts do args[#args + 1] = ">" end
     local res, err = r:command(unpack(args))
-    if res == nil then return nil, err end
+    if res == nil then
+      -- the group vanished (a Redis without persistence restarted): made
+      -- again at the next step
+      if err and err.message and err.message:find("NOGROUP", 1, true) then q.groups = {} end
+      return nil, err
+    end
     if res ~= core.null and type(res) == "table" then
       local by_key = {}
       for _, a in ipairs(self.accounts) do by_key[q:key("s", a)] = a end
@@ -701,9 +714,26 @@ function F:step()
   return total
 end
 
+-- the streams are empty and nothing parked is due within a minute (a
+-- retry soon; work parked until the vendor's next day does not count)
+function F:drained()
+  local r = self.q.redis
+  local t = r:command("TIME")
+  if type(t) ~= "table" then return false end
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  for _, a in ipairs(self.accounts) do
+    if r:command("XLEN", self.q:key("s", a)) ~= 0 then return false end
+    local first = r:command("ZRANGE", self.q:key("later", a), 0, 0, "WITHSCORES")
+    if type(first) ~= "table" then return false end
+    if first[2] and tonumber(first[2]) < now + 60000 then return false end
+  end
+  return true
+end
+
 --- f:run{ duration = seconds, drain = true, stop = function() -> bool }:
 -- step until told to stop (forever by default).  `drain`: stop once the
--- streams are empty (nothing pending or in flight; parked entries stay).
+-- streams are empty (nothing pending or in flight) and no parked retry is
+-- due within a minute (work parked until the vendor's next day stays).
 -- A Redis outage is waited out (a pause, then again).  -> counts
 function F:run(opts)
   opts = opts or {}
@@ -715,13 +745,8 @@ function F:run(opts)
     if n == nil then
       self:event({ event = "redis_retry", error = err and err.message })
       sleep(0.5)
-    elseif n == 0 and opts.drain then
-      local empty = true
-      for _, a in ipairs(self.accounts) do
-        local len = self.q.redis:command("XLEN", self.q:key("s", a))
-        if len ~= 0 then empty = false end
-      end
-      if empty then break end
+    elseif n == 0 and opts.drain and self:drained() then
+      break
     end
   end
   return self.counts

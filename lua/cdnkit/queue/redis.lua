@@ -15,12 +15,22 @@ local M = {}
 local R = {}
 R.__index = R
 
-local function in_cosocket_phase()
+local COSOCKET = { rewrite = true, access = true, content = true, timer = true, ssl_cert = true,
+                   ssl_session_fetch = true, ssl_client_hello = true }
+local STARTUP = { init = true, init_worker = true, exit_worker = true }
+
+-- "resty" in nginx's cosocket phases, "hiredis" outside nginx and at
+-- start-up (blocking only delays it); raises in the other nginx phases,
+-- where a blocking call would stall every request of the worker
+local function backend_here()
   local ngx = rawget(_G, "ngx")
-  if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then return false end
+  if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then return "hiredis" end
   local p = ngx.get_phase()
-  return p == "rewrite" or p == "access" or p == "content" or p == "timer" or
-    p == "ssl_cert" or p == "ssl_session_fetch" or p == "ssl_client_hello"
+  if COSOCKET[p] then return "resty" end
+  if STARTUP[p] then return "hiredis" end
+  error("cdnkit.queue: cannot reach Redis in nginx's " .. tostring(p) .. " phase (no cosockets " ..
+    "there, and a blocking call would stall the worker); queue from a timer: " ..
+    "ngx.timer.at(0, function() q:add(...) end)", 4)
 end
 
 local function raise(msg) error(msg, 3) end
@@ -142,7 +152,7 @@ end
 
 --- Send one command: reply | nil, err.
 function R:command(...)
-  local backend = self.backend or (in_cosocket_phase() and "resty" or "hiredis")
+  local backend = self.backend or backend_here()
   if backend == "resty" then return resty_command(self, ...) end
   return hiredis_command(self, ...)
 end
