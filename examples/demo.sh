@@ -1,10 +1,11 @@
 #!/bin/sh
 # examples/demo.sh - start the local vendor emulators on loopback and run
-# examples/quickstart.lua against them (no credentials needed).  `make demo`.
+# the examples against them (no credentials needed); the fleet queue example
+# also gets a loopback redis-server.  `make demo`.
 set -e
 LUA=${LUA:-lua5.4}
 dir=$(mktemp -d)
-cleanup() { kill $a_pid $q_pid $w_pid $p_pid 2>/dev/null || true; rm -rf "$dir"; }
+cleanup() { kill $a_pid $q_pid $w_pid $p_pid $r_pid 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT INT TERM
 python3 spec/emulator/cdnemu.py --vendor aliyun --port 0 --port-file "$dir/a" >/dev/null &
 a_pid=$!
@@ -37,3 +38,19 @@ echo "== multi-CDN purge (examples/multi_cdn_purge.lua)"
 echo
 echo "== Plcloud: keystone, resource calls, purge by URL (examples/plcloud.lua)"
 "$LUA" examples/plcloud.lua
+echo
+echo "== fleet purge queue on Redis (examples/fleet_queue.lua)"
+if command -v redis-server >/dev/null 2>&1; then
+  r_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  redis-server --port "$r_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
+    --daemonize no --loglevel warning >/dev/null &
+  r_pid=$!
+  i=0
+  until redis-cli -p "$r_port" ping >/dev/null 2>&1; do
+    i=$((i + 1)); [ $i -lt 100 ] || { echo "redis-server did not start" >&2; exit 1; }
+    sleep 0.1
+  done
+  CDNKIT_REDIS="127.0.0.1:$r_port" "$LUA" examples/fleet_queue.lua
+else
+  echo "(skipped: redis-server is not installed; make deps installs it)"
+fi
