@@ -76,6 +76,38 @@ describe("batch", function()
     qc:close()
   end)
 
+  it("tells each batch as it ends through on_batch (accepted or failed for good)", function()
+    local qc = emu.client(eq, { retry = { attempts = 1 } })
+    -- the first request fails (HTTP 503, not retried with attempts = 1)
+    eq:faults { { kind = "http503", count = 1 } }
+    local evs = {}
+    local report = qc:refresh { urls = urls_of(6), batch_size = 2, concurrency = 1,
+                                on_batch = function(ev) evs[#evs + 1] = ev end }
+    assert.equal(3, #evs)
+    local ok_urls, failed_urls = 0, 0
+    for _, ev in ipairs(evs) do
+      assert.equal("qcloud", ev.vendor)
+      assert.equal("refresh_url", ev.kind)
+      assert.equal(2, #ev.urls)
+      if ev.ok then
+        ok_urls = ok_urls + #ev.urls
+        assert.is_string(ev.task_ids[1])
+      else
+        failed_urls = failed_urls + #ev.urls
+        assert.equal(503, ev.err.http_status)
+      end
+    end
+    assert.equal(4, ok_urls)
+    assert.equal(2, failed_urls)
+    assert.equal(report.done, ok_urls)
+    accounted(report, urls_of(6))
+    -- a raising callback loses nothing
+    local r2 = qc:refresh { urls = urls_of(3), on_batch = function() error("boom") end }
+    assert.is_true(r2.ok)
+    raises_with("on_batch", function() qc:refresh { urls = urls_of(1), on_batch = 5 } end)
+    qc:close()
+  end)
+
   it("survives a 5xx storm by retrying with fresh signatures", function()
     local ali = emu.client(ea, { retry = { attempts = 4, base = 0.01, max = 0.02 } })
     ea:faults { { kind = "http503", count = 6 } }
