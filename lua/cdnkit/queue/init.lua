@@ -57,7 +57,8 @@ end
 --- queue.new{ redis = { host, port, timeout, password, db }, name = "purge",
 -- window = 60 }: a queue handle (no connection is made until used).
 -- `window`: seconds within which the same URL queued again is purged once
--- (0: every entry is purged).
+-- (0: no fleet-wide de-duplication; the same URL read twice in one batch is
+-- still sent once, and both entries count as done).
 function M.new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then raise("cdnkit.queue.new: options must be a table", 2) end
@@ -95,15 +96,15 @@ end
 local function check_urls(list, what)
   if list == nil then return {} end
   if type(list) == "string" then list = { list } end
-  if type(list) ~= "table" then raise(("cdnkit.queue: %s must be a list of URLs"):format(what), 4) end
+  if type(list) ~= "table" then raise(("cdnkit.queue: %s must be a list of URLs"):format(what), 3) end
   for i, u in ipairs(list) do
     if type(u) ~= "string" then
-      raise(("cdnkit.queue: %s[%d] must be a string, got %s"):format(what, i, type(u)), 4)
+      raise(("cdnkit.queue: %s[%d] must be a string, got %s"):format(what, i, type(u)), 3)
     end
-    local low = u:sub(1, 8):lower()
+    local low = u:sub(1, 9):lower()
     if not (low:find("^https?://[^/%s]")) or u:find("[%s%z]") or #u > 4096 then
       raise(("cdnkit.queue: %s[%d] is not an http(s) URL without spaces (at most 4096 bytes): %q")
-        :format(what, i, u:sub(1, 200)), 4)
+        :format(what, i, u:sub(1, 200)), 3)
     end
   end
   return list
@@ -155,7 +156,8 @@ local STAT_FIELDS = { "added", "done", "deduped", "failed", "dead", "over_quota"
 
 --- q:status([account]) -> { [account] = { pending, in_flight, waiting,
 -- dead_letters, added, done, deduped, failed, dead, over_quota, redriven,
--- consumers = { { name, pending, idle } } } } | nil, err
+-- consumers = { { name, pending, idle = seconds since it last read } } } }
+-- | nil, err
 -- pending: queued, not yet read by a flusher; in_flight: read, not yet
 -- settled; waiting: parked until a retry or the vendor's next day.
 function Q:status(account)
@@ -179,10 +181,13 @@ function Q:status(account)
     local len = r:command("XLEN", self:key("s", a))
     local pend = r:command("XPENDING", self:key("s", a), GROUP)
     local in_flight = type(pend) == "table" and tonumber(pend[1]) or 0
-    if type(pend) == "table" and type(pend[4]) == "table" then
-      for _, c in ipairs(pend[4]) do
-        s.consumers[#s.consumers + 1] = { name = c[1], pending = tonumber(c[2]) }
-      end
+    -- the group's consumers: entries each holds, ms since it last read
+    local cons = r:command("XINFO", "CONSUMERS", self:key("s", a), GROUP)
+    for _, c in ipairs(type(cons) == "table" and cons or {}) do
+      local m = {}
+      for i = 1, #c, 2 do m[c[i]] = c[i + 1] end
+      s.consumers[#s.consumers + 1] = { name = m.name, pending = tonumber(m.pending) or 0,
+                                        idle = (tonumber(m.idle) or 0) / 1000 }
     end
     s.in_flight = in_flight
     s.pending = math.max(0, (tonumber(len) or 0) - in_flight)
@@ -658,7 +663,7 @@ function F:step()
   for _, a in ipairs(self.accounts) do
     local ok, err = q:ensure_group(a)
     if not ok then return nil, err end
-    local n, perr = r:eval(S.promote, { q:key("later", a) }, { q:key("s", a), 1000 })
+    local n, perr = r:eval(S.promote, { q:key("later", a) }, { q.prefix .. "s:", 1000 })
     if not n then return nil, perr end
   end
   local got = {}
