@@ -505,7 +505,7 @@ describe("cdnkit.queue", function()
     local q = newq()
     e:config { purge_url_day_limit = 3 }
     local t = redis("TIME")
-    local before_ms = tonumber(t[1]) * 1000 + tonumber(t[2]) // 1000
+    local before_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
     local u = urls("quota", 5)
     q:add("qcloud", { urls = u })
     local f = q:flusher { clients = { qcloud = client() }, rate = 50, block = 0.2 }
@@ -531,9 +531,9 @@ describe("cdnkit.queue", function()
     assert.equal(0, s.dead_letters)
     -- due just after the next midnight of UTC+8, by Redis's clock
     t = redis("TIME")
-    local now_ms = tonumber(t[1]) * 1000 + tonumber(t[2]) // 1000
+    local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
     local day = 86400000
-    local next_midnight = ((before_ms + 8 * 3600000) // day + 1) * day - 8 * 3600000
+    local next_midnight = (math.floor((before_ms + 8 * 3600000) / day) + 1) * day - 8 * 3600000
     local rows = redis("ZRANGE", "cdnkit:{" .. q.name .. "}:later:qcloud", 0, -1, "WITHSCORES")
     assert.equal(4, #rows)
     for i = 2, #rows, 2 do
@@ -581,7 +581,7 @@ describe("cdnkit.queue", function()
     assert.equal(0, s.done)
     local rows = redis("ZRANGE", "cdnkit:{" .. q.name .. "}:later:qcloud", 0, -1, "WITHSCORES")
     local t = redis("TIME")
-    local now_ms = tonumber(t[1]) * 1000 + tonumber(t[2]) // 1000
+    local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
     for i = 2, #rows, 2 do
       local due = tonumber(rows[i])
       assert.is_true(due > now_ms and due <= now_ms + 86400000 + 3600000, "due " .. due .. " now " .. now_ms)
