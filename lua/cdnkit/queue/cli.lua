@@ -154,10 +154,13 @@ local function cmd_run(flags, pos, write, ewrite, make_client)
   for _, v in ipairs(cdnkit.vendors()) do vendors[v] = true end
   if #pos == 0 then usage("queue run: name the accounts to flush (ACCOUNT[=VENDOR[@PROFILE]] ...)") end
   local q = open_queue(flags)
+  local rate = number(flags, "rate")
+  if rate == 0 then usage("--rate must be above 0") end
   local clients, names = {}, {}
   for _, s in ipairs(pos) do
     local account, vendor, profile = account_spec(s, vendors)
-    clients[account] = make_client(vendor, { profile = profile }, {}, ewrite)
+    -- --rate is the account's rate: the clients' own pacing takes it too
+    clients[account] = make_client(vendor, { profile = profile }, { rate = rate }, ewrite)
     names[#names + 1] = account .. "=" .. vendor
   end
   local quiet = flags.quiet
@@ -169,8 +172,6 @@ local function cmd_run(flags, pos, write, ewrite, make_client)
     end
     ewrite(table.concat(parts, " ") .. "\n")
   end
-  local rate = number(flags, "rate")
-  if rate == 0 then usage("--rate must be above 0") end
   local ok, f = pcall(q.flusher, q, {
     clients = clients, consumer = flags.consumer, concurrency = number(flags, "concurrency", true),
     rate = rate, read = number(flags, "read", true), claim_idle = number(flags, "claim-idle"),

@@ -244,6 +244,19 @@ local FLUSH_OPTS = {
   "rate", "rate_window", "rate_margin", "quota", "utc_offset", "params", "on_event", "redis_wait",
 }
 
+-- what one step reads by default: enough to give every concurrent request
+-- a full vendor-sized batch (Tencent: 1,000 URLs a call)
+local function default_read(clients, concurrency)
+  local max = 0
+  for _, c in pairs(type(clients) == "table" and clients or {}) do
+    local st = client_mod.STATE[c]
+    for _, a in pairs(st and st.api_index or {}) do
+      if type(a) == "table" and a.batch and (a.batch.max or 0) > max then max = a.batch.max end
+    end
+  end
+  return math.max(200, (type(concurrency) == "number" and concurrency or 2) * max)
+end
+
 local function consumer_name()
   local host = os.getenv("HOSTNAME")
   if not host then
@@ -256,7 +269,8 @@ local function consumer_name()
 end
 
 --- q:flusher{ clients = { account = client, ... }, consumer =, concurrency = 2,
--- read = 200, block = 1, claim_idle = 60, max_attempts = 5,
+-- read = (concurrency x the largest per-call batch of its vendors, at
+-- least 200), block = 1, claim_idle = 60, max_attempts = 5,
 -- backoff = { base = 5, max = 300 }, rate = n | { account = n },
 -- rate_window = 1, rate_margin = 0.1, quota = true, utc_offset = 8,
 -- params = { account = { ... } }, on_event = function(ev), redis_wait = 60 }
@@ -272,9 +286,10 @@ function Q:flusher(opts)
     raise("cdnkit.queue: flusher needs clients = { account = client, ... }", 2)
   end
   local f = setmetatable({
-    q = self, clients = {}, accounts = {}, pacers = {}, old_pacers = {},
+    q = self, clients = {}, accounts = {}, pacers = {}, old_pacers = {}, old_sleeps = {},
     consumer = opts.consumer or consumer_name(),
-    concurrency = opts.concurrency or 2, read = opts.read or 200, block = opts.block or 1,
+    concurrency = opts.concurrency or 2, read = opts.read or default_read(opts.clients, opts.concurrency),
+    block = opts.block or 1,
     claim_idle = opts.claim_idle or 60, max_attempts = opts.max_attempts or 5,
     backoff = opts.backoff or { base = 5, max = 300 },
     quota = opts.quota ~= false, utc_offset = opts.utc_offset or 8,
@@ -326,8 +341,40 @@ function Q:flusher(opts)
   table.sort(f.accounts)
   for account, c in pairs(f.clients) do
     f.old_pacers[account] = client_mod.set_pacer(c, f.pacers[account])
+    -- a step may wait long inside a purge (Alibaba's per-domain minute):
+    -- the client's waits are cut into slices that tell Redis the step's
+    -- entries are still being worked on, so no other flusher reclaims them
+    local st = client_mod.STATE[c]
+    local own_sleep = st.sleep
+    f.old_sleeps[account] = own_sleep
+    st.sleep = function(seconds)
+      local slice = f.claim_idle / 3
+      while seconds > slice do
+        own_sleep(slice)
+        seconds = seconds - slice
+        f:heartbeat()
+      end
+      own_sleep(seconds)
+      f:heartbeat()
+    end
   end
   return f
+end
+
+-- the entries of the step in progress are still ours: reset their idle
+-- time (XCLAIM ... JUSTID to ourselves), at most every claim_idle / 3 s
+function F:heartbeat(force)
+  local now = core.monotime()
+  if not force and now - (self.last_beat or 0) < self.claim_idle / 3 then return end
+  self.last_beat = now
+  for account, ids in pairs(self.working or {}) do
+    if #ids > 0 then
+      local args = { "XCLAIM", self.q:key("s", account), GROUP, self.consumer, 0 }
+      for _, id in ipairs(ids) do args[#args + 1] = id end
+      args[#args + 1] = "JUSTID"
+      self.q.redis:command(unpack(args))
+    end
+  end
 end
 
 function F:event(ev)
@@ -370,6 +417,7 @@ function F:make_pacer(account, rate)
   local window_ms = math.floor((self.rate_window + self.rate_margin) * 1000 + 0.5)
   local p = { rate = rate, account = account }
   function p.reserve(_, _)
+    f:heartbeat()
     local res, err = f:eval(S.reserve, { key }, { per, window_ms, per * 2 + 1 })
     if not res then error("fleet pacing unavailable (redis: " .. tostring(err and err.message) .. ")", 0) end
     return tonumber(res[1]) / 1000, res[2]
@@ -530,6 +578,7 @@ function F:send(account, list)
     return out
   end
   local function on_batch(ev)
+    self:heartbeat()
     local ents = take(ev.kind, ev.urls)
     self.counts.sent = self.counts.sent + #ents
     if ev.ok then
@@ -713,9 +762,17 @@ function F:step()
       end
     end
   end
+  self.working = {}
+  for a, list in pairs(got) do
+    local ids = {}
+    for i, e in ipairs(list) do ids[i] = e.id end
+    self.working[a] = ids
+  end
+  self.last_beat = core.monotime()
   for _, a in ipairs(self.accounts) do
     if got[a] and #got[a] > 0 then self:handle(a, got[a]) end
   end
+  self.working = nil
   return total
 end
 
@@ -757,10 +814,14 @@ function F:run(opts)
   return self.counts
 end
 
---- f:close(): give the clients their own pacing back
+--- f:close(): give the clients their own pacing and sleep back
 function F:close()
   for account, c in pairs(self.clients) do
-    if client_mod.STATE[c] then client_mod.set_pacer(c, self.old_pacers[account]) end
+    local st = client_mod.STATE[c]
+    if st then
+      client_mod.set_pacer(c, self.old_pacers[account])
+      st.sleep = self.old_sleeps[account] or st.sleep
+    end
   end
   self.clients = {}
   self.accounts = {}
