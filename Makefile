@@ -176,7 +176,7 @@ test: $(SO) $(VENDOR_INDEX)
 	@CDNKIT_CPATH="$(BUILD)/?.so" LUA=$(LUA) sh spec/run.sh
 
 check: deps $(SO) $(JIT_SO) $(VENDOR_INDEX)
-	@CDNKIT_CPATH="$(BUILD)/?.so" LUA=$(LUA) SANITIZE=1 VALGRIND=1 LUAJIT=1 PACKAGING=1 DEMO=1 FUZZ=1 OPENRESTY=1 sh spec/run.sh
+	@CDNKIT_CPATH="$(BUILD)/?.so" LUA=$(LUA) SANITIZE=1 VALGRIND=1 LUAJIT=1 PACKAGING=1 DEMO=1 FUZZ=1 OPENRESTY=1 FLEET=1 sh spec/run.sh
 
 # cdnkit inside Debian's nginx + lua-nginx-module, against the emulators
 test-openresty: deps $(JIT_SO) $(VENDOR_INDEX)

@@ -109,6 +109,26 @@ if [ "${OPENRESTY:-0}" = 1 ]; then
   rm -f "$out"
 fi
 
+# FLEET=1 (make check sets it)
+if [ "${FLEET:-0}" = 1 ]; then
+  # the fleet purge queue: cdnkit queue add/run processes against a loopback
+  # redis-server (AOF) and the Tencent emulator (~20-35 s)
+  echo "== fleet queue (several cdnkit queue processes, redis-server, emulator)"
+  out=$(mktemp)
+  python3 spec/fleet/test_fleet.py >"$out" 2>&1
+  grep -E '^(not ok|fleet|# )' "$out" | tail -n 20
+  line=$(grep -E '^fleet: [0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+  if [ -n "$line" ]; then
+    p=$(echo "$line" | sed -E 's/^fleet: ([0-9]+) passed, ([0-9]+) failed.*/\1/')
+    f=$(echo "$line" | sed -E 's/^fleet: ([0-9]+) passed, ([0-9]+) failed.*/\2/')
+    passed=$((passed + p)); failed=$((failed + f)); [ "$f" -eq 0 ] || { rc=1; tail -n 80 "$out"; }
+  else
+    echo "  (the fleet test printed no summary: counted as 1 failure)"; tail -n 40 "$out"
+    failed=$((failed + 1)); rc=1
+  fi
+  rm -f "$out"
+fi
+
 if [ "${FUZZ:-0}" = 1 ]; then
   echo "== fuzz (libFuzzer, JSON codec)"
   if make -s fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}"; then

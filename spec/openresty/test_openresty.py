@@ -16,7 +16,9 @@ nginx.conf.in next to this file, and proves by ordering, not by timing:
   plus: a start-up call (init_worker) goes through libcurl; a call in the log
   phase raises naming the phase; transport = "ngx" given explicitly works and
   decoded arrays keep their marker.
-Then runs examples/openresty/check.py (the edge purge service, part (d)).
+Then runs examples/openresty/check.py (the edge purge service, part (d))
+and test_fleet_nginx.py next to this file (the fleet purge queue of
+examples/openresty-fleet/ against a loopback redis-server, part (e)).
 
 Prints `ok - ...` / `not ok - ...` and `openresty: N passed, N failed`.
 Python 3 standard library only.
@@ -359,6 +361,21 @@ def main():
             check("(d) examples/openresty/check.py", False, "exit %d" % out.returncode)
     else:
         check("(d) examples/openresty/check.py exists", False)
+
+    # (e) the fleet purge queue of examples/openresty-fleet/ (cdnkit.queue on
+    # a loopback redis-server)
+    fleet = os.path.join(HERE, "test_fleet_nginx.py")
+    out = subprocess.run([sys.executable, fleet, "--cdnkit", ROOT, "--nginx", NGINX],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+    text = out.stdout.decode(errors="replace")
+    sys.stdout.write(text)
+    for line in text.splitlines():
+        if line.startswith("ok - "):
+            globals()["passed"] += 1
+        elif line.startswith("not ok - "):
+            globals()["failed"] += 1
+    if out.returncode != 0 and "not ok - " not in text:
+        check("(e) spec/openresty/test_fleet_nginx.py", False, "exit %d" % out.returncode)
 
     print("openresty: %d passed, %d failed" % (passed, failed))
     return 0 if failed == 0 else 1

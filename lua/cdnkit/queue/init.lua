@@ -369,7 +369,10 @@ function F:heartbeat(force)
   self.last_beat = now
   for account, ids in pairs(self.working or {}) do
     if #ids > 0 then
-      local args = { "XCLAIM", self.q:key("s", account), GROUP, self.consumer, 0 }
+      -- (only entries idle a while: one another flusher has just
+      -- reclaimed from us is not taken back)
+      local args = { "XCLAIM", self.q:key("s", account), GROUP, self.consumer,
+                     math.floor(self.claim_idle * 250) }
       for _, id in ipairs(ids) do args[#args + 1] = id end
       args[#args + 1] = "JUSTID"
       self.q.redis:command(unpack(args))
@@ -742,8 +745,12 @@ function F:step()
     local args = { "XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT", self.read,
                    "BLOCK", math.floor(self.block * 1000), "STREAMS" }
     for _, a in ipairs(self.accounts) do args[#args + 1] = q:key("s", a) end
-    for _ = 1, #self.accounts do args[#args + 1] = ">" end
+    -- after a lost reply to a read (a Redis crash after it logged the
+    -- read), our own unacknowledged entries first: ID 0 reads them again
+    local from = self.reread and "0" or ">"
+    for _ = 1, #self.accounts do args[#args + 1] = from end
     local res, err = r:command(unpack(args))
+    if res == nil and err and err.code ~= "redis" then self.reread = true end
     if res == nil then
       -- the group vanished (a Redis without persistence restarted): made
       -- again at the next step
@@ -761,6 +768,7 @@ function F:step()
         end
       end
     end
+    if from == "0" and total == 0 then self.reread = nil end
   end
   self.working = {}
   for a, list in pairs(got) do

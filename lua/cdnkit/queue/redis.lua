@@ -123,7 +123,9 @@ local function resty_command(self, cmd, ...)
   local ngx = rawget(_G, "ngx")
   local red = redis:new()
   local ms = math.floor(self.timeout * 1000)
-  red:set_timeouts(ms, ms, ms)
+  -- set_timeouts came with lua-resty-redis 0.28; on older ones (Debian's
+  -- nginx.redis is 0.27) the module's __index would send it as a command
+  if rawget(redis, "set_timeouts") then red:set_timeouts(ms, ms, ms) else red:set_timeout(ms) end
   local okc, err = red:connect(self.host, self.port)
   if not okc then return nil, { code = "connect", message = "redis " .. self.host .. ":" .. self.port .. ": " .. tostring(err) } end
   if (red:get_reused_times() or 0) == 0 then
@@ -137,14 +139,16 @@ local function resty_command(self, cmd, ...)
     end
   end
   local res, rerr = red[string.lower(cmd)](red, ...)
-  if res == nil then
-    -- an error reply leaves the connection usable; an I/O error does not
-    if rerr == "closed" or rerr == "timeout" or (type(rerr) == "string" and rerr:find("^failed")) then
-      red:close()
-      return nil, { code = "redis_io", message = "redis " .. self.host .. ":" .. self.port .. ": " .. tostring(rerr) }
-    end
+  if res == false then
+    -- an error reply (lua-resty-redis answers false, message): the
+    -- connection stays usable
     red:set_keepalive(60000, self.pool_size)
     return nil, { code = "redis", message = tostring(rerr) }
+  end
+  if res == nil then
+    -- an I/O error (closed, timeout, a failed send): the connection is dropped
+    red:close()
+    return nil, { code = "redis_io", message = "redis " .. self.host .. ":" .. self.port .. ": " .. tostring(rerr) }
   end
   red:set_keepalive(60000, self.pool_size)
   return from_resty(res, ngx.null)
