@@ -279,17 +279,15 @@ describe("cdnkit.queue", function()
       assert.equal(3, accepted)
     end)
 
-    it("merges the same URL queued again within the window (fleet-wide), purged once", function()
+    it("merges the same URL queued again before its purge was taken (fleet-wide), purged once", function()
       local q = newq { window = 60 }
       local x = "http://www.example.com/dup.css"
+      -- three nodes queue the same change before any flusher reads it
       q:add("qcloud", { urls = { x, "http://www.example.com/other.css" } })
       q:add("qcloud", { urls = { x } })
-      local f = q:flusher { clients = { qcloud = client() }, rate = 50, block = 0.2 }
-      f:run { drain = true }
-      -- queued again after it was purged, still within the window: merged too
       q:add("qcloud", { urls = { x } })
+      local f = q:flusher { clients = { qcloud = client() }, rate = 50, block = 0.2, read = 2 }
       f:run { drain = true }
-      f:close()
       assert.equal(1, count_of(e:stats().refreshed_urls, x))
       local s = st(q)
       conserved(s)
@@ -299,6 +297,32 @@ describe("cdnkit.queue", function()
       assert.equal(0, s.pending)
       assert.equal(0, s.in_flight)
       assert.equal(2, f.counts.deduped)
+      -- queued again after its purge went out (a later change the purge may
+      -- have missed): purged again, within the window or not
+      core.sleep(0.01)
+      q:add("qcloud", { urls = { x } })
+      f:run { drain = true }
+      f:close()
+      assert.equal(2, count_of(e:stats().refreshed_urls, x))
+      s = st(q)
+      conserved(s)
+      assert.equal(2, s.deduped)
+      assert.equal(3, s.done)
+    end)
+
+    it("merges a copy read after its owner was taken only if queued before (a backlog)", function()
+      local q = newq { window = 60 }
+      local x = "http://www.example.com/backlog.css"
+      local f = q:flusher { clients = { qcloud = client() }, rate = 50, block = 0.2, read = 1 }
+      -- the owner is taken in the first step; the two copies were queued
+      -- before that, read in later steps: merged
+      q:add("qcloud", { urls = { x } })
+      q:add("qcloud", { urls = { x } })
+      q:add("qcloud", { urls = { x } })
+      f:run { drain = true }
+      f:close()
+      assert.equal(1, count_of(e:stats().refreshed_urls, x))
+      assert.equal(2, st(q).deduped)
     end)
 
     it("window = 0: the same URL queued again is purged again", function()
@@ -338,6 +362,30 @@ describe("cdnkit.queue", function()
 
   ---------------------------------------------------------------------------
   describe("acknowledges only what the vendor accepted", function()
+    it("a batch refused for one bad URL: each entry is retried alone, only the bad one dies", function()
+      local q = newq()
+      local good = urls("solo", 2)
+      local bad = "http://*.example.com/solo.css" -- Tencent refuses wildcard hosts
+      q:add("qcloud", { urls = { good[1], bad, good[2] } })
+      local f = q:flusher { clients = { qcloud = client { retry = { attempts = 1 } } }, rate = 50,
+                            block = 0.2, max_attempts = 2, backoff = { base = 0.05, max = 0.1 } }
+      local s = settle_all(f, q, 5)
+      f:close()
+      conserved(s)
+      local stats = e:stats()
+      assert.equal(1, count_of(stats.refreshed_urls, good[1]))
+      assert.equal(1, count_of(stats.refreshed_urls, good[2]))
+      assert.equal(0, count_of(stats.refreshed_urls, bad))
+      -- one refused batch of three, then one call per entry: 2 accepted, 1 refused
+      assert.equal(4, stats.by_action.PurgeUrlsCache)
+      assert.equal(2, s.done)
+      assert.equal(1, s.dead_letters)
+      local dead = assert(q:dead("qcloud"))
+      assert.equal(bad, dead[1].url)
+      assert.equal(2, dead[1].attempts)
+      assert.truthy(dead[1].error:find("Wildcard", 1, true), dead[1].error)
+    end)
+
     it("failing answers: retried, then dead letters with the vendor's message; redrive delivers them", function()
       local q = newq()
       local u = urls("dead", 3)
@@ -627,6 +675,31 @@ describe("cdnkit.queue", function()
     for _, c in ipairs(s.consumers) do
       assert.is_true(c.name ~= "dead-one" or c.pending == 0, "dead-one still holds entries")
     end
+  end)
+
+  it("an entry whose flushers keep dying while it is in flight goes to the dead letters", function()
+    local q = newq()
+    local u = urls("poison", 2)
+    q:add("qcloud", { urls = u })
+    local key = "cdnkit:{" .. q.name .. "}:s:qcloud"
+    local got = redis("XREADGROUP", "GROUP", "flushers", "dead-one", "COUNT", 10, "STREAMS", key, ">")
+    -- the first entry was delivered (claimed after a death) 9 times already
+    redis("XCLAIM", key, "flushers", "dead-one", 0, got[1][2][1][1], "RETRYCOUNT", 9)
+    core.sleep(0.3)
+    local f = q:flusher { clients = { qcloud = client() }, rate = 50, block = 0.2, claim_idle = 0.2,
+                          max_attempts = 3 }
+    f:run { drain = true }
+    f:close()
+    local stats = e:stats()
+    assert.equal(0, count_of(stats.refreshed_urls, u[1]))
+    assert.equal(1, count_of(stats.refreshed_urls, u[2]))
+    local s = st(q)
+    conserved(s)
+    assert.equal(1, s.dead_letters)
+    assert.equal(1, s.done)
+    local dead = assert(q:dead("qcloud"))
+    assert.equal(u[1], dead[1].url)
+    assert.truthy(dead[1].error:find("died", 1, true), dead[1].error)
   end)
 
   ---------------------------------------------------------------------------

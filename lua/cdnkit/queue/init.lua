@@ -295,7 +295,7 @@ function Q:flusher(opts)
     quota = opts.quota ~= false, utc_offset = opts.utc_offset or 8,
     params = opts.params or {}, on_event = opts.on_event, redis_wait = opts.redis_wait or 60,
     rate_window = opts.rate_window or 1, rate_margin = opts.rate_margin == nil and 0.1 or opts.rate_margin,
-    next_claim = 0, quota_keys = {},
+    next_claim = 0, quota_keys = {}, quota_skip = {},
     counts = { sent = 0, done = 0, failed = 0, dead = 0, deduped = 0, over_quota = 0, reclaimed = 0 },
   }, F)
   check_name("consumer", f.consumer)
@@ -438,7 +438,8 @@ local function entries_of(rows)
     if type(row) == "table" and type(row[2]) == "table" then
       local fl = {}
       for i = 1, #row[2], 2 do fl[row[2][i]] = row[2][i + 1] end
-      out[#out + 1] = { id = row[1], kind = fl.k, url = fl.u, origin = fl.o or "", attempts = tonumber(fl.n) or 0 }
+      out[#out + 1] = { id = row[1], kind = fl.k, url = fl.u, origin = fl.o or "", attempts = tonumber(fl.n) or 0,
+                        solo = fl.s == "1" }
     end
   end
   return out
@@ -460,7 +461,7 @@ function F:settle(account, mode, list, message, delay_ms)
   if #list == 0 then return true end
   local q = self.q
   local args = { GROUP, account, mode, self.max_attempts, 0, message or "" }
-  if mode == "retry" then
+  if mode == "retry" or mode == "solo" then
     -- one delay for the group: from the most tried entry
     local n = 0
     for _, e in ipairs(list) do if e.attempts > n then n = e.attempts end end
@@ -474,6 +475,7 @@ function F:settle(account, mode, list, message, delay_ms)
     args[#args + 1] = e.url or ""
     args[#args + 1] = e.origin
     args[#args + 1] = e.attempts
+    args[#args + 1] = e.solo and "1" or "0"
   end
   local res, err = self:eval(S.settle, { q:key("s", account), q:key("stats", account),
                                          q:key("later", account), q:key("dead", account) }, args)
@@ -513,6 +515,7 @@ function F:take_quota(account, kind, list)
   local c = self.clients[account]
   local st = c:_state()
   if not self.quota or not st.quota or #list == 0 then return list end
+  if (self.quota_skip[account .. ":" .. kind] or 0) > core.monotime() then return list end
   local q = self.q
   local params = self.params[account] or {}
   local area = st.quota.area_param and params[st.quota.area_param] or "any"
@@ -526,10 +529,16 @@ function F:take_quota(account, kind, list)
     local okq, left, qerr = pcall(batch.quota_left, c, kind, params)
     if not okq then left, qerr = nil, { message = tostring(left) } end
     if left == nil then
+      -- the quota API failed: not asked again for a minute (the vendor
+      -- still refuses work over quota, which then waits for the next day)
+      self.quota_skip[account .. ":" .. kind] = core.monotime() + 60
       self:event({ event = "quota_unknown", account = account, kind = kind, error = qerr and qerr.message })
       return list
     end
-    if left == false then return list end
+    if left == false then
+      self.quota_skip[account .. ":" .. kind] = math.huge -- no quota API for this kind
+      return list
+    end
     res, err = self:eval(S.quota, keys, { prefix, #list, self.utc_offset * 3600, left })
     if not res then return list end
   end
@@ -597,7 +606,11 @@ function F:send(account, list)
         local next_ms = qk and qk.next_ms or 3600 * 1000
         self:settle(account, "quota", ents, tostring(err.message), next_ms + 1000)
       else
-        self:settle(account, "retry", ents, ("%s: %s"):format(tostring(err.code), tostring(err.message)))
+        -- refused as a whole and not worth retrying as is (a bad parameter,
+        -- one URL the vendor rejects): each entry is retried alone, so
+        -- the one at fault fails alone
+        local mode = (#ents > 1 and err.retryable == false and not err.ambiguous) and "solo" or "retry"
+        self:settle(account, mode, ents, ("%s: %s"):format(tostring(err.code), tostring(err.message)))
       end
     end
   end
@@ -608,15 +621,28 @@ function F:send(account, list)
       local o = {}
       for k, v in pairs(common) do o[k] = v end
       o.urls, o.dirs = kinds.refresh_url, kinds.refresh_dir
-      reports[#reports + 1] = { "refresh", c:refresh(o) }
+      local rep, err = c:refresh(o)
+      reports[#reports + 1] = { "refresh", rep, err, kinds }
     end
     if #kinds.prefetch > 0 then
       local o = {}
       for k, v in pairs(common) do o[k] = v end
       o.urls = kinds.prefetch
-      reports[#reports + 1] = { "prefetch", c:prefetch(o) }
+      local rep, err = c:prefetch(o)
+      reports[#reports + 1] = { "prefetch", rep, err, kinds }
     end
     return reports
+  end
+  -- entries to send alone: one call each, after the others
+  local solo = {}
+  for kind, l in pairs(urls) do
+    local keep = {}
+    for _, u in ipairs(l) do
+      local alone = false
+      for _, e in ipairs(open[kind .. "\n" .. u]) do if e.solo then alone = true end end
+      if alone then solo[#solo + 1] = { kind, u } else keep[#keep + 1] = u end
+    end
+    urls[kind] = keep
   end
   local ok, reports = pcall(run, urls)
   if not ok then
@@ -640,6 +666,17 @@ function F:send(account, list)
     ok, reports = pcall(run, good)
     if not ok then reports = {} end
   end
+  for _, ku in ipairs(solo) do
+    local one = { refresh_url = {}, refresh_dir = {}, prefetch = {} }
+    one[ku[1]][1] = ku[2]
+    local ok1, r1 = pcall(run, one)
+    if ok1 then
+      for _, r in ipairs(r1) do reports[#reports + 1] = r end
+    else
+      local msg = tostring(r1):gsub("^[^\n]-%.lua:%d+: ", "")
+      self:settle(account, "dead", take(ku[1], { ku[2] }), "refused before sending: " .. msg)
+    end
+  end
   -- whatever has no outcome yet (refused at planning, e.g. a host the
   -- vendor account does not serve; or the run stopped): a failed attempt
   for _, r in ipairs(reports) do
@@ -648,7 +685,7 @@ function F:send(account, list)
       -- the whole call failed before sending (a quota or session error)
       local kinds = r[1] == "prefetch" and { "prefetch" } or { "refresh_url", "refresh_dir" }
       for _, kind in ipairs(kinds) do
-        local ents = take(kind, urls[kind])
+        local ents = take(kind, r[4][kind])
         if #ents > 0 then
           if rerr.over_quota then
             self:settle(account, "quota", ents, tostring(rerr.message), 3600 * 1000)
@@ -676,6 +713,26 @@ function F:send(account, list)
   local rest = {}
   for _, ents in pairs(open) do for _, e in ipairs(ents) do rest[#rest + 1] = e end end
   if #rest > 0 then self:settle(account, "retry", rest, "no outcome from the vendor call") end
+end
+
+-- reclaimed entries that were delivered (read or claimed) more than
+-- max_attempts + 1 times: their flushers keep dying while they are in flight
+-- (a poison entry); dead letters instead of another claim.  -> the others
+function F:poison(account, ents)
+  local res = self.q.redis:command("XPENDING", self.q:key("s", account), GROUP, "-", "+", #ents * 2 + 10,
+    self.consumer)
+  if type(res) ~= "table" then return ents end
+  local times = {}
+  for _, row in ipairs(res) do times[row[1]] = tonumber(row[4]) end
+  local keep, bad = {}, {}
+  for _, e in ipairs(ents) do
+    if (times[e.id] or 0) > self.max_attempts + 1 then bad[#bad + 1] = e else keep[#keep + 1] = e end
+  end
+  if #bad > 0 then
+    self:settle(account, "dead", bad, ("claimed again %d times: the flushers that held it died " ..
+      "while it was in flight"):format(self.max_attempts + 1))
+  end
+  return keep
 end
 
 -- one account's batch of read entries
@@ -731,6 +788,9 @@ function F:step()
         return nil, err
       end
       local ents = entries_of(res[2])
+      if #ents > 0 then
+        ents = self:poison(a, ents)
+      end
       if #ents > 0 then
         got[a] = ents
         total = total + #ents

@@ -7,7 +7,8 @@
 -- Entry fields in the streams: k = kind ("refresh_url", "refresh_dir",
 -- "prefetch"), u = URL, o = origin id (the id it was first queued under,
 -- kept when it is queued again for a retry), n = failed attempts so far,
--- e = the last error.
+-- e = the last error, s = 1 when it is to be sent alone (it failed in a
+-- batch the vendor refused as a whole).
 local M = {}
 
 local NOW = [=[
@@ -28,11 +29,16 @@ return #ARGV - 2
 
 -- take (the fleet-wide de-duplication): KEYS stream, stats; ARGV group,
 -- seen-key prefix, window seconds, then id, kind, url, origin per entry.
--- The first entry of a URL within the window owns it (SET NX EX: the key
--- holds the owner's origin id); a later entry of the same URL is merged into
--- it: acknowledged and deleted, counted "deduped".  The owner itself (read
--- again after a crash, or retried) keeps its place.  -> the ids kept.
-M.take = [=[
+-- The first entry of a URL taken by a flusher owns it: the seen key (SET
+-- EX window) holds "<owner origin id>|<ms it was taken>".  A later entry of
+-- the same URL that was queued (its id's time) no later than the owner was
+-- taken is merged into it: the owner's purge goes out after that entry's
+-- change, so it covers it; the entry is acknowledged and deleted, counted
+-- "deduped".  An entry queued after the owner was taken may describe a
+-- change the owner's purge missed: it becomes the owner and is purged too.
+-- The owner itself (read again after a crash, or retried) keeps its place.
+-- -> the ids kept.
+M.take = NOW .. [=[
 local group, prefix, window = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local kept, dups = {}, 0
 for i = 4, #ARGV, 4 do
@@ -41,8 +47,15 @@ for i = 4, #ARGV, 4 do
   local keep = true
   if window > 0 then
     local key = prefix .. kind .. ':' .. url
-    if not redis.call('SET', key, origin, 'NX', 'EX', window) then
-      if redis.call('GET', key) ~= origin then keep = false end
+    local cur = redis.call('GET', key)
+    local owner, taken
+    if cur then owner, taken = string.match(cur, '^(.*)|(%d+)$') end
+    if owner == origin then
+      keep = true
+    elseif owner and tonumber(string.match(origin, '^(%d+)')) <= tonumber(taken) then
+      keep = false
+    else
+      redis.call('SET', key, origin .. '|' .. now, 'EX', window)
     end
   end
   if keep then
@@ -69,9 +82,10 @@ return n
 ]=]
 
 -- settle (not accepted): KEYS stream, stats, later, dead; ARGV group,
--- account, mode ("retry" | "quota" | "dead"), max attempts, delay ms (retry)
--- or until the vendor's next day (quota), error text, then id, kind, url, origin, attempts
--- per entry.  Each entry still pending is acknowledged and, in the same
+-- account, mode ("retry" | "solo" | "quota" | "dead"), max attempts, delay
+-- ms (retry) or until the vendor's next day (quota), error text, then id,
+-- kind, url, origin, attempts, solo per entry ("solo": a retry sent alone,
+-- in a batch of one, so that one URL the vendor refuses fails alone).  Each entry still pending is acknowledged and, in the same
 -- step, either parked in `later` (a sorted set by due time) to be queued
 -- again, or, after max attempts (or mode "dead"), appended to the
 -- dead-letter stream with the last error.  -> { parked, dead }
@@ -79,9 +93,12 @@ M.settle = NOW .. [=[
 local group, account, mode = ARGV[1], ARGV[2], ARGV[3]
 local max, delay, err = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local parked, dead = 0, 0
-for i = 7, #ARGV, 5 do
+local solo_all = mode == 'solo'
+if solo_all then mode = 'retry' end
+for i = 7, #ARGV, 6 do
   local id, kind, url, origin = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local n = tonumber(ARGV[i + 4]) or 0
+  local solo = (solo_all or ARGV[i + 5] == '1') and 1 or 0
   if origin == '' then origin = id end
   if redis.call('XACK', KEYS[1], group, id) == 1 then
     redis.call('XDEL', KEYS[1], id)
@@ -92,7 +109,8 @@ for i = 7, #ARGV, 5 do
       dead = dead + 1
     else
       local due = now + delay
-      local member = cjson.encode({ a = account, k = kind, u = url, o = origin, n = n, e = err })
+      local member = cjson.encode({ a = account, k = kind, u = url, o = origin, n = n, e = err,
+                                    s = solo })
       redis.call('ZADD', KEYS[3], due, member)
       parked = parked + 1
     end
@@ -114,7 +132,8 @@ M.promote = NOW .. [=[
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 for _, m in ipairs(due) do
   local e = cjson.decode(m)
-  redis.call('XADD', ARGV[1] .. e.a, '*', 'k', e.k, 'u', e.u, 'o', e.o, 'n', e.n, 'e', e.e)
+  redis.call('XADD', ARGV[1] .. e.a, '*', 'k', e.k, 'u', e.u, 'o', e.o, 'n', e.n, 'e', e.e,
+             's', e.s or 0)
   redis.call('ZREM', KEYS[1], m)
 end
 return #due
