@@ -5,7 +5,9 @@
 #
 # Environment: LUA (lua5.4), CDNKIT_CPATH (build/5.4/?.so), CC (cc),
 # BENCH_N (5000 calls per request run), BENCH_ROUNDS (5), BENCH_WARMUP (200),
-# BENCH_SIGN_N (200000 bare HMAC iterations).
+# BENCH_SIGN_N (200000 bare HMAC iterations), BENCH_QUEUE (1; 0 leaves the
+# fleet-queue bench out), BENCH_QUEUE_N (20000), BENCH_QUEUE_RATE_N (2500),
+# BENCH_QUEUE_SINGLE_N (2000), BENCH_QUEUE_LATENCIES ("0.05 0.2").
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -24,11 +26,19 @@ mkdir -p "$B"
 
 NGX_PID=
 STEP_PID=
+# bench/queue.lua writes the pids of what it starts (redis-server, the
+# emulator, the flushers) here, so that an interrupted run stops them too
+QUEUE_PIDS=$B/queue.pids
 cleanup() {
   if [ -n "$STEP_PID" ]; then
     kill -TERM "$STEP_PID" 2>/dev/null || true
+    wait "$STEP_PID" 2>/dev/null || true
     STEP_PID=
   fi
+  if [ -s "$QUEUE_PIDS" ]; then
+    for p in $(cat "$QUEUE_PIDS"); do kill -TERM "$p" 2>/dev/null || true; done
+  fi
+  rm -f "$QUEUE_PIDS"
   if [ -n "$NGX_PID" ]; then
     kill -TERM "$NGX_PID" 2>/dev/null || true
     wait "$NGX_PID" 2>/dev/null || true
@@ -145,9 +155,27 @@ wait "$STEP_PID"
 STEP_PID=
 cleanup
 echo
-printf 'versions: %s; %s; %s; node %s; pop-core %s\n' \
+
+# --- (c) the fleet queue: producers -> Redis -> flushers -> emulator ---------
+REDIS_VERSION=-
+if [ "${BENCH_QUEUE:-1}" = 0 ]; then
+  echo "bench: BENCH_QUEUE=0: the fleet-queue bench is left out" >&2
+elif command -v redis-server >/dev/null; then
+  REDIS_VERSION=$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')
+  "$LUA" bench/queue.lua "$QUEUE_PIDS" &
+  STEP_PID=$!
+  wait "$STEP_PID"
+  STEP_PID=
+  cleanup
+  echo
+else
+  echo "bench: redis-server not found (Debian package: redis-server); the fleet-queue bench is left out" >&2
+fi
+
+printf 'versions: %s; %s; %s; node %s; pop-core %s; redis-server %s\n' \
   "$(curl-config --version 2>/dev/null || echo 'libcurl ?')" \
   "$(openssl version 2>/dev/null | cut -d' ' -f1-2 || echo 'OpenSSL ?')" \
   "$("$NGINX" -v 2>&1 | sed 's/.*version: //')" \
   "$(node --version 2>/dev/null || echo '-')" \
-  "$([ -n "$POPCORE" ] && sed -n 's/^ *"version": *"\(.*\)".*/\1/p' "$POPCORE/package.json" || echo '-')"
+  "$([ -n "$POPCORE" ] && sed -n 's/^ *"version": *"\(.*\)".*/\1/p' "$POPCORE/package.json" || echo '-')" \
+  "$REDIS_VERSION"

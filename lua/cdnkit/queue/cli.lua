@@ -3,7 +3,7 @@
 --                            [--urls-from FILE|-] [--dirs-from FILE|-]
 --   cdnkit queue run [ACCOUNT[=VENDOR[@PROFILE]] ...] [--consumer NAME] [--concurrency N]
 --                    [--rate N] [--read N] [--claim-idle S] [--max-attempts N]
---                    [--utc-offset H] [--no-quota] [--drain] [--duration S] [--quiet]
+--                    [--utc-offset H] [--block S] [--no-quota] [--drain] [--duration S] [--quiet]
 --   cdnkit queue status [ACCOUNT] [--output json|table]
 --   cdnkit queue dead ACCOUNT [--count N]
 --   cdnkit queue redrive ACCOUNT [--count N]
@@ -22,7 +22,7 @@ M.USAGE = "usage: cdnkit queue add ACCOUNT [--urls U ...] [--dirs D ...] [--pref
   "                  [--urls-from FILE|-] [--dirs-from FILE|-]\n" ..
   "       cdnkit queue run [ACCOUNT[=VENDOR[@PROFILE]] ...] [--consumer NAME] [--concurrency N]\n" ..
   "                  [--rate N] [--read N] [--claim-idle S] [--max-attempts N] [--utc-offset H]\n" ..
-  "                  [--no-quota] [--drain] [--duration S] [--quiet]\n" ..
+  "                  [--block S] [--no-quota] [--drain] [--duration S] [--quiet]\n" ..
   "       cdnkit queue status [ACCOUNT] [--output json|table]\n" ..
   "       cdnkit queue dead ACCOUNT [--count N]\n" ..
   "       cdnkit queue redrive ACCOUNT [--count N]\n" ..
