@@ -549,6 +549,25 @@ describe("cdnkit.queue", function()
   end)
 
   ---------------------------------------------------------------------------
+  it("a quota API that fails: the purges still go, and it is not asked again for a minute", function()
+    local q = newq()
+    e:faults { { kind = "error", code = "InternalError", action = "DescribePurgeQuota", count = 5 } }
+    local events = {}
+    local f = q:flusher { clients = { qcloud = client { retry = { attempts = 1 } } }, rate = 50, block = 0.2,
+                          read = 2, on_event = function(ev) events[#events + 1] = ev end }
+    q:add("qcloud", { urls = urls("qfail", 6) })
+    f:run { drain = true }
+    f:close()
+    local stats = e:stats()
+    assert.equal(6, #stats.refreshed_urls)
+    assert.equal(1, stats.by_action.DescribePurgeQuota, "the failed quota API was asked again")
+    assert.equal(3, stats.by_action.PurgeUrlsCache)
+    local unknown = 0
+    for _, ev in ipairs(events) do if ev.event == "quota_unknown" then unknown = unknown + 1 end end
+    assert.equal(1, unknown)
+    conserved(st(q))
+  end)
+
   it("over today's quota: the rest is parked until the vendor's next (Beijing) day", function()
     local q = newq()
     e:config { purge_url_day_limit = 3 }
