@@ -137,6 +137,7 @@ local function read_lines(flag, path)
   if f ~= io.stdin then f:close() end
   return out
 end
+M.read_lines = read_lines -- (cdnkit queue add --urls-from)
 
 -- the client's options a flag may set: the vendor's own and its credentials
 local function client_option_names(vendor)

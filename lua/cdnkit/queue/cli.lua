@@ -95,17 +95,9 @@ local function open_queue(flags)
   return q
 end
 
+-- one URL per line, # comments (the CLI's own reader: usage errors alike)
 local function read_lines(flag, path)
-  local f, err
-  if path == "-" then f = io.stdin else f, err = io.open(path, "r") end
-  if not f then usage(("--%s: cannot read %s (%s)"):format(flag, path, tostring(err))) end
-  local out = {}
-  for line in f:lines() do
-    line = line:match("^%s*(.-)%s*$")
-    if line ~= "" and not line:match("^#") then out[#out + 1] = line end
-  end
-  if f ~= io.stdin then f:close() end
-  return out
+  return require("cdnkit.cli").read_lines(flag, path)
 end
 
 local function fail(ewrite, what, err)
