@@ -721,6 +721,31 @@ describe("cdnkit.queue", function()
     assert.truthy(dead[1].error:find("died", 1, true), dead[1].error)
   end)
 
+  it("a step of more than a thousand entries goes in slices (LuaJIT unpacks at most ~8,000 values)", function()
+    local q = newq()
+    local u = urls("big", 2500)
+    assert.equal(2500, q:add("qcloud", { urls = u }))
+    local f = q:flusher { clients = { qcloud = client() }, rate = 50, block = 0.2, read = 2500 }
+    assert.equal(2500, f:step())
+    f:close()
+    local s = st(q)
+    conserved(s)
+    assert.equal(2500, s.done)
+    assert.equal(2500, #e:stats().refreshed_urls)
+  end)
+
+  it("a rate below one request a second spaces the starts by 1/rate", function()
+    local q = newq()
+    local f = q:flusher { clients = { qcloud = client() }, rate = 0.5, rate_margin = 0 }
+    local p = f.pacers.qcloud
+    local w1 = p:reserve("PurgeUrlsCache")
+    local w2 = p:reserve("PurgeUrlsCache")
+    local w3 = p:reserve("PurgeUrlsCache")
+    f:close()
+    assert.is_true(w2 - w1 >= 1.95, ("%g %g"):format(w1, w2))
+    assert.is_true(w3 - w2 >= 1.95, ("%g %g"):format(w2, w3))
+  end)
+
   it("cdnkit queue add / run / status / dead / redrive from the shell", function()
     local q = newq()
     local env = ("env CDNKIT_REDIS=127.0.0.1:%d CDNKIT_QUEUE=%s CDNKIT_QCLOUD_ENDPOINT=%s " ..

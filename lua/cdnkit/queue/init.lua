@@ -201,7 +201,8 @@ end
 --- q:dead(account [, count]) -> { { id, kind, url, attempts, error, at }, ... }
 function Q:dead(account, count)
   check_name("account", account)
-  local rows, err = self.redis:command("XRANGE", self:key("dead", account), "-", "+", "COUNT", count or 100)
+  local rows, err = self.redis:command("XRANGE", self:key("dead", account), "-", "+", "COUNT",
+    math.floor(count or 100))
   if not rows then return nil, err end
   local out = setmetatable({}, core.array_mt)
   for _, row in ipairs(rows) do
@@ -219,7 +220,7 @@ function Q:redrive(account, count)
   local ok, err = self:ensure_group(account)
   if not ok then return nil, err end
   return self.redis:eval(S.redrive, { self:key("dead", account), self:key("s", account),
-                                      self:key("stats", account) }, { count or 1000 })
+                                      self:key("stats", account) }, { math.floor(count or 1000) })
 end
 
 ---------------------------------------------------------------------------
@@ -263,7 +264,8 @@ local function consumer_name()
     local f = io.open("/etc/hostname")
     if f then host = f:read("*l"); f:close() end
   end
-  host = (host or "flusher"):gsub("[^%w._%-]", "")
+  host = (host or ""):gsub("[^%w._%-]", ""):gsub("^[^%w]+", ""):sub(1, 55)
+  if host == "" then host = "flusher" end
   local b = core.random_bytes(4)
   return ("%s-%02x%02x%02x%02x"):format(host, b:byte(1, 4))
 end
@@ -296,12 +298,14 @@ function Q:flusher(opts)
     params = opts.params or {}, on_event = opts.on_event, redis_wait = opts.redis_wait or 60,
     rate_window = opts.rate_window or 1, rate_margin = opts.rate_margin == nil and 0.1 or opts.rate_margin,
     next_claim = 0, quota_keys = {}, quota_skip = {},
-    counts = { sent = 0, done = 0, failed = 0, dead = 0, deduped = 0, over_quota = 0, reclaimed = 0 },
+    counts = { sent = 0, done = 0, failed = 0, dead = 0, deduped = 0, over_quota = 0, reclaimed = 0,
+               not_sent = 0 },
   }, F)
   check_name("consumer", f.consumer)
   for _, k in ipairs { "concurrency", "read", "max_attempts" } do
     local v = f[k]
     if type(v) ~= "number" or v < 1 or v % 1 ~= 0 then raise("cdnkit.queue: " .. k .. " must be a whole number >= 1", 2) end
+    if math.tointeger then f[k] = math.tointeger(v) end -- (1e3 would go to Redis as "1000.0")
   end
   for _, k in ipairs { "block", "claim_idle", "rate_window", "redis_wait" } do
     if type(f[k]) ~= "number" or f[k] <= 0 then raise("cdnkit.queue: " .. k .. " must be a positive number of seconds", 2) end
@@ -384,6 +388,11 @@ function F:event(ev)
   if self.on_event then pcall(self.on_event, ev) end
 end
 
+-- error replies that pass: a server loading its data, a failover, a busy
+-- script, memory full (until something is freed)
+local TRANSIENT = { LOADING = true, NOSCRIPT = true, READONLY = true, MASTERDOWN = true,
+                    BUSY = true, TRYAGAIN = true, OOM = true, CLUSTERDOWN = true }
+
 -- a Redis step that must happen (an acknowledgement, a settlement, a
 -- pacing slot): tried again while Redis is away (a restart), for up to
 -- redis_wait seconds; then nil, err
@@ -393,8 +402,7 @@ function F:must(fn, ...)
   while true do
     local res, err = fn(...)
     if res ~= nil then return res end
-    if err and err.code == "redis" and not err.message:find("^LOADING") and
-       not err.message:find("^NOSCRIPT") then
+    if err and err.code == "redis" and not TRANSIENT[err.message:match("^(%u+)") or ""] then
       return nil, err -- a real error reply: trying again cannot help
     end
     if core.monotime() - t0 > self.redis_wait then return nil, err end
@@ -417,7 +425,9 @@ function F:make_pacer(account, rate)
   -- per window: `rate` starts in any (window + margin) seconds; the margin
   -- covers the time between a start and its arrival at the vendor
   local per = math.max(1, math.floor(rate * self.rate_window + 1e-9))
-  local window_ms = math.floor((self.rate_window + self.rate_margin) * 1000 + 0.5)
+  -- below one request per window: one request per 1/rate seconds
+  local span = math.max(self.rate_window, per / rate)
+  local window_ms = math.floor((span + self.rate_margin) * 1000 + 0.5)
   local p = { rate = rate, account = account }
   function p.reserve(_, _)
     f:heartbeat()
@@ -457,8 +467,25 @@ end
 -- settle entries that were not accepted: "retry" (parked with backoff,
 -- dead after max attempts), "quota" (parked until the vendor's next day) or
 -- "dead" (straight to the dead letters)
+-- scripts take at most SLICE entries (LuaJIT and Redis's Lua unpack at
+-- most ~8,000 values): larger lists go in slices
+local SLICE = 1000
+local function slices(self, fn, account, list, ...)
+  local ok, err = true, nil
+  for i = 1, #list, SLICE do
+    local part = {}
+    for j = i, math.min(#list, i + SLICE - 1) do part[#part + 1] = list[j] end
+    local r, e = fn(self, account, part, ...)
+    if not r then ok, err = nil, e end
+  end
+  return ok, err
+end
+
 function F:settle(account, mode, list, message, delay_ms)
   if #list == 0 then return true end
+  if #list > SLICE then
+    return slices(self, function(f, a, part) return f:settle(a, mode, part, message, delay_ms) end, account, list)
+  end
   local q = self.q
   local args = { GROUP, account, mode, self.max_attempts, 0, message or "" }
   if mode == "retry" or mode == "solo" then
@@ -466,7 +493,7 @@ function F:settle(account, mode, list, message, delay_ms)
     local n = 0
     for _, e in ipairs(list) do if e.attempts > n then n = e.attempts end end
     args[5] = math.floor(backoff(self.backoff, n) * 1000)
-  elseif mode == "quota" then
+  elseif mode == "quota" or mode == "again" then
     args[5] = delay_ms
   end
   for _, e in ipairs(list) do
@@ -482,10 +509,13 @@ function F:settle(account, mode, list, message, delay_ms)
   if not res then
     self:event({ event = "redis_lost", account = account, error = err and err.message,
                  note = "entries stay pending; another flusher reclaims them" })
+    self.step_lost = err
     return nil, err
   end
   if mode == "quota" then
     self.counts.over_quota = self.counts.over_quota + res[1]
+  elseif mode == "again" then
+    self.counts.not_sent = (self.counts.not_sent or 0) + res[1]
   else
     self.counts.failed = self.counts.failed + res[1] + res[2]
     self.counts.dead = self.counts.dead + res[2]
@@ -497,12 +527,14 @@ end
 
 function F:ack(account, list)
   if #list == 0 then return true end
+  if #list > SLICE then return slices(self, F.ack, account, list) end
   local q = self.q
   local args = { GROUP }
   for _, e in ipairs(list) do args[#args + 1] = e.id end
   local n, err = self:eval(S.ack, { q:key("s", account), q:key("stats", account) }, args)
   if not n then
     self:event({ event = "redis_lost", account = account, error = err and err.message })
+    self.step_lost = err
     return nil, err
   end
   self.counts.done = self.counts.done + n
@@ -610,28 +642,65 @@ function F:send(account, list)
         -- one URL the vendor rejects): each entry is retried alone, so
         -- the one at fault fails alone
         local mode = (#ents > 1 and err.retryable == false and not err.ambiguous) and "solo" or "retry"
-        self:settle(account, mode, ents, ("%s: %s"):format(tostring(err.code), tostring(err.message)))
+        local delay
+        if err.sent == false then
+          -- never sent (no pacing slot from Redis, no session token): it
+          -- costs no attempt and is tried again soon
+          mode, delay = "again", 2000
+        end
+        self:settle(account, mode, ents, ("%s: %s"):format(tostring(err.code), tostring(err.message)), delay)
       end
     end
   end
-  local function run(kinds)
-    local reports = {}
-    local common = { concurrency = self.concurrency, on_batch = on_batch, params = params }
-    if #kinds.refresh_url + #kinds.refresh_dir > 0 then
-      local o = {}
-      for k, v in pairs(common) do o[k] = v end
+  local common = { concurrency = self.concurrency, on_batch = on_batch, params = params }
+  local CALLS = { refresh = { "refresh_url", "refresh_dir" }, prefetch = { "prefetch" } }
+  -- one vendor call (refresh or prefetch) of `kinds`' URLs: its report row,
+  -- or nothing when it has no URLs; raises on a usage mistake
+  local function call(which, kinds)
+    local o = {}
+    for k, v in pairs(common) do o[k] = v end
+    if which == "refresh" then
+      if #kinds.refresh_url + #kinds.refresh_dir == 0 then return nil end
       o.urls, o.dirs = kinds.refresh_url, kinds.refresh_dir
-      local rep, err = c:refresh(o)
-      reports[#reports + 1] = { "refresh", rep, err, kinds }
-    end
-    if #kinds.prefetch > 0 then
-      local o = {}
-      for k, v in pairs(common) do o[k] = v end
+    else
+      if #kinds.prefetch == 0 then return nil end
       o.urls = kinds.prefetch
-      local rep, err = c:prefetch(o)
-      reports[#reports + 1] = { "prefetch", rep, err, kinds }
     end
-    return reports
+    local rep, err = c[which](c, o)
+    return { which, rep, err, kinds }
+  end
+  -- each call on its own: one that raises never makes the other be sent
+  -- twice.  A usage mistake in what a producer queued (a URL the vendor's
+  -- data refuses, a purge kind the vendor lacks): each URL is tried in a
+  -- dry run, those refused go to the dead letters, the rest is sent.
+  local reports = {}
+  local function run(kinds, alone)
+    for _, which in ipairs { "refresh", "prefetch" } do
+      local ok, r = pcall(call, which, kinds)
+      if ok then
+        if r then reports[#reports + 1] = r end
+      else
+        local good = { refresh_url = {}, refresh_dir = {}, prefetch = {} }
+        for _, kind in ipairs(CALLS[which]) do
+          for _, u in ipairs(kinds[kind]) do
+            local o = { dry_run = true, params = params }
+            if kind == "refresh_dir" then o.dirs = { u } else o.urls = { u } end
+            local fine, why = true, r
+            if not alone then fine, why = pcall(c[which], c, o) end
+            if fine then
+              good[kind][#good[kind] + 1] = u
+            else
+              local msg = tostring(why):gsub("^[^\n]-%.lua:%d+: ", "")
+              self:settle(account, "dead", take(kind, { u }), "refused before sending: " .. msg)
+            end
+          end
+        end
+        if not alone then
+          local ok2, r2 = pcall(call, which, good)
+          if ok2 and r2 then reports[#reports + 1] = r2 end
+        end
+      end
+    end
   end
   -- entries to send alone: one call each, after the others
   local solo = {}
@@ -644,38 +713,11 @@ function F:send(account, list)
     end
     urls[kind] = keep
   end
-  local ok, reports = pcall(run, urls)
-  if not ok then
-    -- a usage mistake in what a producer queued (a URL the vendor's data
-    -- refuses, a purge kind the vendor lacks): find the entries at fault,
-    -- dead-letter them, send the rest
-    local good = { refresh_url = {}, refresh_dir = {}, prefetch = {} }
-    for kind, l in pairs(urls) do
-      for _, u in ipairs(l) do
-        local o = { dry_run = true, params = params }
-        if kind == "refresh_dir" then o.dirs = { u } else o.urls = { u } end
-        local fine, why = pcall(kind == "prefetch" and c.prefetch or c.refresh, c, o)
-        if fine then
-          good[kind][#good[kind] + 1] = u
-        else
-          local msg = tostring(why):gsub("^[^\n]-%.lua:%d+: ", "")
-          self:settle(account, "dead", take(kind, { u }), "refused before sending: " .. msg)
-        end
-      end
-    end
-    ok, reports = pcall(run, good)
-    if not ok then reports = {} end
-  end
+  run(urls)
   for _, ku in ipairs(solo) do
     local one = { refresh_url = {}, refresh_dir = {}, prefetch = {} }
     one[ku[1]][1] = ku[2]
-    local ok1, r1 = pcall(run, one)
-    if ok1 then
-      for _, r in ipairs(r1) do reports[#reports + 1] = r end
-    else
-      local msg = tostring(r1):gsub("^[^\n]-%.lua:%d+: ", "")
-      self:settle(account, "dead", take(ku[1], { ku[2] }), "refused before sending: " .. msg)
-    end
+    run(one, true)
   end
   -- whatever has no outcome yet (refused at planning, e.g. a host the
   -- vendor account does not serve; or the run stopped): a failed attempt
@@ -743,25 +785,28 @@ function F:handle(account, list)
     if KIND_OK[e.kind] and type(e.url) == "string" and e.url ~= "" then good[#good + 1] = e else bad[#bad + 1] = e end
   end
   if #bad > 0 then self:settle(account, "dead", bad, "malformed queue entry (no kind or URL)") end
-  if #good == 0 then return end
-  local args = { GROUP, q:key("seen", account) .. ":", q.window }
-  for _, e in ipairs(good) do
-    args[#args + 1] = e.id
-    args[#args + 1] = e.kind
-    args[#args + 1] = e.url
-    args[#args + 1] = e.origin
-  end
-  local kept, err = self:eval(S.take, { q:key("s", account), q:key("stats", account) }, args)
-  if not kept then
-    self:event({ event = "redis_lost", account = account, error = err and err.message })
-    return
-  end
+  if #good == 0 then return true end
   local keep = {}
-  for _, id in ipairs(kept) do keep[id] = true end
+  for i = 1, #good, SLICE do
+    local args = { GROUP, q:key("seen", account) .. ":", q.window }
+    for j = i, math.min(#good, i + SLICE - 1) do
+      local e = good[j]
+      args[#args + 1] = e.id
+      args[#args + 1] = e.kind
+      args[#args + 1] = e.url
+      args[#args + 1] = e.origin
+    end
+    local kept, err = self:eval(S.take, { q:key("s", account), q:key("stats", account) }, args)
+    if not kept then
+      self:event({ event = "redis_lost", account = account, error = err and err.message })
+      return nil, err
+    end
+    for _, id in ipairs(kept) do keep[id] = true end
+  end
   local list2 = {}
   for _, e in ipairs(good) do if keep[e.id] then list2[#list2 + 1] = e end end
   self.counts.deduped = self.counts.deduped + (#good - #list2)
-  self:send(account, list2)
+  return self:send(account, list2)
 end
 
 --- f:step() -> entries handled | nil, err: promote parked entries that are
@@ -772,7 +817,7 @@ function F:step()
   for _, a in ipairs(self.accounts) do
     local ok, err = q:ensure_group(a)
     if not ok then return nil, err end
-    local n, perr = r:eval(S.promote, { q:key("later", a) }, { q.prefix .. "s:", 1000 })
+    local n, perr = r:eval(S.promote, { q:key("later", a), q:key("dead", a) }, { q.prefix .. "s:", 1000 })
     if not n then return nil, perr end
   end
   local got = {}
@@ -837,10 +882,21 @@ function F:step()
     self.working[a] = ids
   end
   self.last_beat = core.monotime()
+  self.step_lost = nil
   for _, a in ipairs(self.accounts) do
-    if got[a] and #got[a] > 0 then self:handle(a, got[a]) end
+    if got[a] and #got[a] > 0 then
+      local ok, herr = self:handle(a, got[a])
+      if ok == nil and herr then self.step_lost = herr end
+    end
   end
   self.working = nil
+  -- a Redis step that could not be made (entries left pending): nil, err,
+  -- so that run pauses rather than reading the same entries again at once
+  if self.step_lost then
+    local lost = self.step_lost
+    self.step_lost = nil
+    return nil, lost
+  end
   return total
 end
 

@@ -126,7 +126,12 @@ local function resty_command(self, cmd, ...)
   -- set_timeouts came with lua-resty-redis 0.28; on older ones (Debian's
   -- nginx.redis is 0.27) the module's __index would send it as a command
   if rawget(redis, "set_timeouts") then red:set_timeouts(ms, ms, ms) else red:set_timeout(ms) end
-  local okc, err = red:connect(self.host, self.port)
+  -- a pool of cdnkit's own per server, database and password: a pooled
+  -- connection another lua-resty-redis user switched (SELECT, AUTH) is never
+  -- handed to the queue, nor ours to them
+  local pool = ("cdnkit:%s:%d:%d:%s"):format(self.host, self.port, self.db or 0,
+    self.password and ngx.md5(self.password) or "")
+  local okc, err = red:connect(self.host, self.port, { pool = pool })
   if not okc then return nil, { code = "connect", message = "redis " .. self.host .. ":" .. self.port .. ": " .. tostring(err) } end
   if (red:get_reused_times() or 0) == 0 then
     if self.password then

@@ -73,16 +73,20 @@ return kept
 -- Acknowledged entries are deleted; counted once even when sent again
 -- after a lost reply.  -> number acknowledged now
 M.ack = [=[
-local n = redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))
-if n > 0 then
-  redis.call('XDEL', KEYS[1], unpack(ARGV, 2))
-  redis.call('HINCRBY', KEYS[2], 'done', n)
+local n = 0
+for i = 2, #ARGV do
+  if redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1 then
+    redis.call('XDEL', KEYS[1], ARGV[i])
+    n = n + 1
+  end
 end
+if n > 0 then redis.call('HINCRBY', KEYS[2], 'done', n) end
 return n
 ]=]
 
 -- settle (not accepted): KEYS stream, stats, later, dead; ARGV group,
--- account, mode ("retry" | "solo" | "quota" | "dead"), max attempts, delay
+-- account, mode ("retry" | "solo" | "again" (not sent: no attempt counted) |
+-- "quota" | "dead"), max attempts, delay
 -- ms (retry) or until the vendor's next day (quota), error text, then id,
 -- kind, url, origin, attempts, solo per entry ("solo": a retry sent alone,
 -- in a batch of one, so that one URL the vendor refuses fails alone).  Each entry still pending is acknowledged and, in the same
@@ -102,7 +106,7 @@ for i = 7, #ARGV, 6 do
   if origin == '' then origin = id end
   if redis.call('XACK', KEYS[1], group, id) == 1 then
     redis.call('XDEL', KEYS[1], id)
-    if mode ~= 'quota' then n = n + 1 end
+    if mode ~= 'quota' and mode ~= 'again' then n = n + 1 end
     if mode == 'dead' or (mode == 'retry' and n >= max) then
       redis.call('XADD', KEYS[4], '*', 'k', kind, 'u', url, 'o', origin, 'n', n, 'e', err,
                  'at', now)
@@ -118,6 +122,8 @@ for i = 7, #ARGV, 6 do
 end
 if mode == 'quota' then
   redis.call('HINCRBY', KEYS[2], 'over_quota', parked)
+elseif mode == 'again' then
+  -- never sent (no pacing slot, no session): no attempt spent
 else
   if parked + dead > 0 then redis.call('HINCRBY', KEYS[2], 'failed', parked + dead) end
   if dead > 0 then redis.call('HINCRBY', KEYS[2], 'dead', dead) end
@@ -125,15 +131,20 @@ end
 return { parked, dead }
 ]=]
 
--- promote: KEYS later; ARGV stream-key prefix, max entries.  Entries of
+-- promote: KEYS later, dead; ARGV stream-key prefix, max entries.  Entries of
 -- `later` that are due go back to their account's stream (same step: never
 -- in both, never in neither).  -> number promoted
 M.promote = NOW .. [=[
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 for _, m in ipairs(due) do
-  local e = cjson.decode(m)
-  redis.call('XADD', ARGV[1] .. e.a, '*', 'k', e.k, 'u', e.u, 'o', e.o, 'n', e.n, 'e', e.e,
-             's', e.s or 0)
+  local ok, e = pcall(cjson.decode, m)
+  if ok and type(e) == 'table' and type(e.a) == 'string' and type(e.u) == 'string' then
+    redis.call('XADD', ARGV[1] .. e.a, '*', 'k', e.k, 'u', e.u, 'o', e.o, 'n', e.n, 'e', e.e,
+               's', e.s or 0)
+  else
+    -- not one of ours (written by hand): kept as a dead letter, not lost
+    redis.call('XADD', KEYS[2], '*', 'k', '', 'u', '', 'raw', m, 'e', 'malformed parked entry')
+  end
   redis.call('ZREM', KEYS[1], m)
 end
 return #due
