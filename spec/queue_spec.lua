@@ -568,6 +568,21 @@ describe("cdnkit.queue", function()
     conserved(st(q))
   end)
 
+  it("a failed send gives its share of today's quota back (the counter matches what was accepted)", function()
+    local q = newq()
+    e:config { purge_url_day_limit = 10 }
+    e:faults { { kind = "error", code = "InternalError", action = "PurgeUrlsCache", count = 1 } }
+    q:add("qcloud", { urls = urls("giveback", 3) })
+    local f = q:flusher { clients = { qcloud = client { retry = { attempts = 1 } } }, rate = 50, block = 0.2,
+                          backoff = { base = 0.05, max = 0.1 } }
+    local s = settle_all(f, q, 5)
+    f:close()
+    assert.equal(3, s.done)
+    local keys = redis("KEYS", "cdnkit:{" .. q.name .. "}:quota:*")
+    assert.equal(1, #keys)
+    assert.equal("7", redis("GET", keys[1]))
+  end)
+
   it("over today's quota: the rest is parked until the vendor's next (Beijing) day", function()
     local q = newq()
     e:config { purge_url_day_limit = 3 }

@@ -297,7 +297,7 @@ function Q:flusher(opts)
     quota = opts.quota ~= false, utc_offset = opts.utc_offset or 8,
     params = opts.params or {}, on_event = opts.on_event, redis_wait = opts.redis_wait or 60,
     rate_window = opts.rate_window or 1, rate_margin = opts.rate_margin == nil and 0.1 or opts.rate_margin,
-    next_claim = 0, quota_keys = {}, quota_skip = {},
+    next_claim = 0, quota_keys = {}, quota_skip = {}, step_taken = {},
     counts = { sent = 0, done = 0, failed = 0, dead = 0, deduped = 0, over_quota = 0, reclaimed = 0,
                not_sent = 0 },
   }, F)
@@ -486,6 +486,13 @@ function F:settle(account, mode, list, message, delay_ms)
   if #list > SLICE then
     return slices(self, function(f, a, part) return f:settle(a, mode, part, message, delay_ms) end, account, list)
   end
+  if mode ~= "quota" then
+    local per = {}
+    for _, e in ipairs(list) do
+      if e.kind then per[e.kind] = (per[e.kind] or 0) + 1 end
+    end
+    for kind, n in pairs(per) do self:give_back(account, kind, n) end
+  end
   local q = self.q
   local args = { GROUP, account, mode, self.max_attempts, 0, message or "" }
   if mode == "retry" or mode == "solo" then
@@ -576,6 +583,7 @@ function F:take_quota(account, kind, list)
   end
   local taken = tonumber(res[1])
   self.quota_keys[account .. ":" .. kind] = { key = res[3], next_ms = tonumber(res[2]) }
+  self.step_taken[account .. ":" .. kind] = taken
   if taken >= #list then return list end
   local go, over = {}, {}
   for i, e in ipairs(list) do
@@ -586,9 +594,17 @@ function F:take_quota(account, kind, list)
   return go
 end
 
+-- a share of today's quota this step took and did not use (its entries
+-- were not sent, or not accepted): back to the counter, never more than the
+-- step took
 function F:give_back(account, kind, n)
-  local qk = self.quota_keys[account .. ":" .. kind]
-  if qk and n > 0 then self.q.redis:eval(S.give_back, { qk.key }, { n }) end
+  local k = account .. ":" .. kind
+  local qk, left = self.quota_keys[k], self.step_taken[k] or 0
+  n = math.min(n, left)
+  if qk and n > 0 then
+    self.step_taken[k] = left - n
+    self.q.redis:eval(S.give_back, { qk.key }, { n })
+  end
 end
 
 -- send one account's entries (already de-duplicated) and settle each
@@ -630,7 +646,6 @@ function F:send(account, list)
       self:event({ event = "accepted", account = account, kind = ev.kind, urls = #ev.urls,
                    task_ids = ev.task_ids })
     else
-      self:give_back(account, ev.kind, #ev.urls)
       local err = ev.err or {}
       if err.over_quota then
         local qk = self.quota_keys[account .. ":" .. ev.kind]
@@ -746,7 +761,6 @@ function F:send(account, list)
         end
         if #ents > 0 then
           local e = fl.err or {}
-          self:give_back(account, fl.kind or "refresh_url", #ents)
           self:settle(account, "retry", ents, ("%s: %s"):format(tostring(e.code), tostring(e.message)))
         end
       end
@@ -826,8 +840,14 @@ function F:step()
   if now >= self.next_claim then
     self.next_claim = now + math.max(1, self.claim_idle / 4)
     for _, a in ipairs(self.accounts) do
+      -- (the cursor XAUTOCLAIM returns carries on past a long pending list)
+      self.claim_from = self.claim_from or {}
       local res, err = r:command("XAUTOCLAIM", q:key("s", a), GROUP, self.consumer,
-        math.floor(self.claim_idle * 1000), "0-0", "COUNT", self.read)
+        math.floor(self.claim_idle * 1000), self.claim_from[a] or "0-0", "COUNT", self.read)
+      if type(res) == "table" and type(res[1]) == "string" then
+        self.claim_from[a] = res[1] ~= "0-0" and res[1] or nil
+        if res[1] ~= "0-0" then self.next_claim = 0 end
+      end
       if not res then
         if err and err.message and err.message:find("NOGROUP", 1, true) then q.groups = {} end
         return nil, err
@@ -883,6 +903,7 @@ function F:step()
   end
   self.last_beat = core.monotime()
   self.step_lost = nil
+  self.step_taken = {}
   for _, a in ipairs(self.accounts) do
     if got[a] and #got[a] > 0 then
       local ok, herr = self:handle(a, got[a])
