@@ -2,37 +2,16 @@
 -- redis-server started on loopback by this spec.
 local core = require "cdnkit.core"
 
-local function free_port()
-  local p = io.popen("python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1])'")
-  local port = tonumber(p:read("*l"))
-  p:close()
-  return port
-end
+local rs = require "redis_server"
 
 describe("core.redis", function()
-  local port, h, pid, dir
+  local port, srv
   setup(function()
-    if os.execute("command -v redis-server >/dev/null 2>&1") ~= true and
-       os.execute("command -v redis-server >/dev/null 2>&1") ~= 0 then
-      return
-    end
-    port = free_port()
-    dir = os.tmpname()
-    os.remove(dir)
-    os.execute("mkdir -p " .. dir)
-    h = io.popen(("echo $$; exec redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no --dir %s " ..
-      "--daemonize no --loglevel warning"):format(port, dir))
-    pid = h:read("*l")
-    for _ = 1, 100 do
-      local c = core.redis("127.0.0.1", port, 1)
-      if c then c:close(); break end
-      core.sleep(0.05)
-    end
+    if not rs.available() then return end
+    port = rs.free_port()
+    srv = rs.start(port)
   end)
-  teardown(function()
-    if pid then os.execute("kill " .. pid .. " 2>/dev/null"); h:close() end
-    if dir then os.execute("rm -rf " .. dir) end
-  end)
+  teardown(function() rs.stop(srv) end)
 
   local function conn()
     if not port then pending("needs redis-server (make deps installs it)") end

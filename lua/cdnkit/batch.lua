@@ -1114,7 +1114,7 @@ local function check_quota(g, kinds)
     local kind, n = kj[1], #kj[2]
     if n > 0 then
       local left, field, action, what = quota_left(A, st, g.client, kind, g.extra, answers)
-      if left == nil and field ~= nil then return nil, field end
+      if left == nil and field ~= nil then return nil, field end -- (the second value is the error)
       if left and n > left then
         return nil, errors.new(A.name, action, {
           code = "quota", retryable = false, kind = kind, needed = n, remaining = left,

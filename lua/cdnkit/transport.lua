@@ -117,6 +117,17 @@ local function in_nginx()
   return type(ngx) == "table" and type(ngx.get_phase) == "function" and type(ngx.socket) == "table"
 end
 
+--- Where this code runs: nil outside nginx, else "cosocket" (cosockets and
+-- ngx.sleep work), "startup" (blocking only delays start-up) or "other"
+-- (neither: a blocking call would stall the worker), and the phase's name.
+function M.nginx_phase()
+  if not in_nginx() then return nil end
+  local phase = rawget(_G, "ngx").get_phase()
+  if COSOCKET[phase] then return "cosocket", phase end
+  if STARTUP[phase] then return "startup", phase end
+  return "other", phase
+end
+
 --- Inside nginx: whether this call goes through the cosocket transport
 -- (true) or libcurl (false), by the current phase; raises in a phase where
 -- neither may run (set, log, header/body filter, balancer, ...).

@@ -18,6 +18,7 @@ local core = require "cdnkit.core"
 local client_mod = require "cdnkit.client"
 local batch = require "cdnkit.batch"
 local pace = require "cdnkit.pace"
+local nginx_phase = require("cdnkit.transport").nginx_phase
 local rds = require "cdnkit.queue.redis"
 local S = require "cdnkit.queue.scripts"
 local unpack = table.unpack or unpack
@@ -35,14 +36,9 @@ local ADD_CHUNK = 1000
 
 local function raise(msg, level) error(msg, (level or 1) + 1) end
 
+-- ngx.sleep where nginx allows it (the flusher in a timer), else blocking
 local function sleep(seconds)
-  local ngx = rawget(_G, "ngx")
-  if ngx and type(ngx.sleep) == "function" and ngx.get_phase then
-    local p = ngx.get_phase()
-    if p == "rewrite" or p == "access" or p == "content" or p == "timer" then
-      return ngx.sleep(seconds)
-    end
-  end
+  if nginx_phase() == "cosocket" then return rawget(_G, "ngx").sleep(seconds) end
   return core.sleep(seconds)
 end
 M.sleep = sleep

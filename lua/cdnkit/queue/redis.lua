@@ -10,25 +10,20 @@
 -- dropped and the next command opens a new one.
 local core = require "cdnkit.core"
 local unpack = table.unpack or unpack
+local nginx_phase = require("cdnkit.transport").nginx_phase
 
 local M = {}
 local R = {}
 R.__index = R
 
-local COSOCKET = { rewrite = true, access = true, content = true, timer = true, ssl_cert = true,
-                   ssl_session_fetch = true, ssl_client_hello = true }
-local STARTUP = { init = true, init_worker = true, exit_worker = true }
-
 -- "resty" in nginx's cosocket phases, "hiredis" outside nginx and at
 -- start-up (blocking only delays it); raises in the other nginx phases,
 -- where a blocking call would stall every request of the worker
 local function backend_here()
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then return "hiredis" end
-  local p = ngx.get_phase()
-  if COSOCKET[p] then return "resty" end
-  if STARTUP[p] then return "hiredis" end
-  error("cdnkit.queue: cannot reach Redis in nginx's " .. tostring(p) .. " phase (no cosockets " ..
+  local where, phase = nginx_phase()
+  if where == "cosocket" then return "resty" end
+  if where == nil or where == "startup" then return "hiredis" end
+  error("cdnkit.queue: cannot reach Redis in nginx's " .. tostring(phase) .. " phase (no cosockets " ..
     "there, and a blocking call would stall the worker); queue from a timer: " ..
     "ngx.timer.at(0, function() q:add(...) end)", 4)
 end
